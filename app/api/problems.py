@@ -1,0 +1,138 @@
+"""RFC 9457 problem details: the one place where errors become HTTP responses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.repositories.base import InvalidCursor
+from app.services.errors import (
+    Conflict,
+    DomainError,
+    InvalidCredentials,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    ServiceUnavailable,
+)
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_PREFIX = "urn:authsvc:problem:"
+
+# Most specific class first: the first match in the error's MRO wins.
+_DOMAIN_STATUS: dict[type[DomainError], tuple[HTTPStatus, str]] = {
+    NotFound: (HTTPStatus.NOT_FOUND, "not-found"),
+    Conflict: (HTTPStatus.CONFLICT, "conflict"),
+    InvalidInput: (HTTPStatus.BAD_REQUEST, "invalid-input"),
+    InvalidCredentials: (HTTPStatus.UNAUTHORIZED, "invalid-credentials"),
+    PermissionDenied: (HTTPStatus.FORBIDDEN, "permission-denied"),
+    RateLimited: (HTTPStatus.TOO_MANY_REQUESTS, "rate-limited"),
+    ServiceUnavailable: (HTTPStatus.SERVICE_UNAVAILABLE, "service-unavailable"),
+}
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    type_: str = "about:blank",
+    title: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """A `application/problem+json` response."""
+    body: dict[str, Any] = {
+        "type": type_,
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _status_for(error: DomainError) -> tuple[HTTPStatus, str]:
+    for cls in type(error).__mro__:
+        if cls in _DOMAIN_STATUS:
+            return _DOMAIN_STATUS[cls]
+    return HTTPStatus.BAD_REQUEST, "domain-error"
+
+
+def _retry_after(error: DomainError) -> dict[str, str] | None:
+    seconds = getattr(error, "retry_after_seconds", None)
+    return None if seconds is None else {"Retry-After": str(seconds)}
+
+
+async def _domain_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, DomainError)
+    status, slug = _status_for(error)
+    headers = _retry_after(error)
+    if status == HTTPStatus.UNAUTHORIZED:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
+    return problem_response(status, error.detail, type_=TYPE_PREFIX + slug, headers=headers)
+
+
+def _pointer(location: tuple[Any, ...]) -> dict[str, Any]:
+    where, *path = location or ("body",)
+    entry: dict[str, Any] = {"location": str(where)}
+    if path:
+        entry["field"] = ".".join(str(part) for part in path)
+        if where == "body":
+            entry["pointer"] = "#/" + "/".join(str(part) for part in path)
+    return entry
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = [
+        {**_pointer(tuple(item.get("loc", ()))), "detail": item.get("msg", "invalid value")}
+        for item in error.errors()
+    ]
+    return problem_response(
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        "The request is not valid; see `errors`.",
+        type_=TYPE_PREFIX + "validation-error",
+        errors=errors,
+    )
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    detail = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
+    return problem_response(error.status_code, detail, headers=error.headers)
+
+
+async def _invalid_cursor(request: Request, error: Exception) -> JSONResponse:
+    return problem_response(
+        HTTPStatus.BAD_REQUEST,
+        "The pagination cursor is not valid.",
+        type_=TYPE_PREFIX + "invalid-cursor",
+    )
+
+
+async def _unhandled_error(request: Request, error: Exception) -> JSONResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+        "An unexpected error occurred.",
+        type_=TYPE_PREFIX + "internal-error",
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Route every error the app can raise through problem+json."""
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(InvalidCursor, _invalid_cursor)
+    app.add_exception_handler(Exception, _unhandled_error)

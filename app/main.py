@@ -1,0 +1,47 @@
+"""Application factory: settings, database lifespan, error handling, routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+
+from app.api.problems import install_problem_handlers
+from app.api.routes import health
+from app.config import Settings, get_settings
+from app.db import create_engine, create_session_factory
+from app.schema_migrations import upgrade_to_head
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the ASGI app. Without `settings`, they are read from the environment."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.should_auto_migrate:
+            # Alembic runs its own event loop, so it must run on a worker thread.
+            await anyio.to_thread.run_sync(upgrade_to_head, settings.database_url)
+        engine = create_engine(settings)
+        app.state.engine = engine
+        app.state.session_factory = create_session_factory(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="authsvc",
+        version="0.1.0",
+        summary="Users, OAuth2 tokens, JWKS, introspection and RBAC for your services.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    return app

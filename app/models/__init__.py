@@ -1,0 +1,26 @@
+"""ORM models, one module per aggregate. Importing this package registers every table."""
+
+from app.models.action_token import ActionPurpose, ActionToken
+from app.models.audit_event import AuditEvent
+from app.models.base import Base
+from app.models.oauth_account import OAuthAccount
+from app.models.rbac import Permission, Role, role_permissions, user_roles
+from app.models.service_client import ServiceClient
+from app.models.user import User
+from app.models.user_session import RefreshToken, UserSession
+
+__all__ = [
+    "ActionPurpose",
+    "ActionToken",
+    "AuditEvent",
+    "Base",
+    "OAuthAccount",
+    "Permission",
+    "RefreshToken",
+    "Role",
+    "ServiceClient",
+    "User",
+    "UserSession",
+    "role_permissions",
+    "user_roles",
+]

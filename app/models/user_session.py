@@ -1,0 +1,41 @@
+"""Sign-in sessions (refresh-token families) and the refresh tokens issued within them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, CreatedAt, UUIDPrimaryKey, utcnow
+
+
+class UserSession(UUIDPrimaryKey, CreatedAt, Base):
+    """One sign-in: every refresh token rotated from it belongs to this family."""
+
+    __tablename__ = "sessions"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    client_id: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    last_used_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Absolute lifetime; the idle lifetime is measured from last_used_at.
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    revoke_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class RefreshToken(UUIDPrimaryKey, CreatedAt, Base):
+    """A refresh token, known only by its SHA-256 digest; spent on first use."""
+
+    __tablename__ = "refresh_tokens"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    spent_at: Mapped[datetime | None]

@@ -1,0 +1,25 @@
+"""Repositories: one per entity over the request's `AsyncSession`. They flush, never commit."""
+
+from app.repositories.action_tokens import ActionTokenRepository
+from app.repositories.audit_events import AuditEventRepository
+from app.repositories.base import BaseRepository, InvalidCursor, Page
+from app.repositories.oauth_accounts import OAuthAccountRepository
+from app.repositories.roles import PermissionRepository, RoleRepository
+from app.repositories.service_clients import ServiceClientRepository
+from app.repositories.sessions import RefreshTokenRepository, SessionRepository
+from app.repositories.users import UserRepository
+
+__all__ = [
+    "ActionTokenRepository",
+    "AuditEventRepository",
+    "BaseRepository",
+    "InvalidCursor",
+    "OAuthAccountRepository",
+    "Page",
+    "PermissionRepository",
+    "RefreshTokenRepository",
+    "RoleRepository",
+    "ServiceClientRepository",
+    "SessionRepository",
+    "UserRepository",
+]

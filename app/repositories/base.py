@@ -1,0 +1,169 @@
+"""`BaseRepository[T]`: the generic data access every entity repository shares.
+
+Repositories flush so that database constraints and defaults surface inside the use case, but
+they never commit: the service that called them owns the transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, Select, delete, exists, func, select, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models.base import UUIDPrimaryKey
+
+ModelT = TypeVar("ModelT", bound=UUIDPrimaryKey)
+
+
+class InvalidCursor(ValueError):
+    """A pagination cursor that this service did not issue."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[ModelT]):
+    items: list[ModelT]
+    next_cursor: str | None
+
+
+def encode_cursor(last_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(last_id.bytes).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(cursor: str) -> uuid.UUID:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return uuid.UUID(bytes=raw)
+    except (ValueError, TypeError) as exc:
+        raise InvalidCursor(cursor) from exc
+
+
+class BaseRepository(Generic[ModelT]):
+    """Generic CRUD over one mapped class with a UUID primary key `id`.
+
+    Subclasses set `model` and add the queries specific to their entity.
+    """
+
+    model: type[ModelT]
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- building blocks -------------------------------------------------------------------
+
+    def _filters(self, filters: Mapping[str, Any]) -> list[ColumnElement[bool]]:
+        return [getattr(self.model, name) == value for name, value in filters.items()]
+
+    def _select(self, *where: ColumnElement[bool], **filters: Any) -> Select[ModelT]:
+        return select(self.model).where(*where, *self._filters(filters))
+
+    # --- create ----------------------------------------------------------------------------
+
+    async def create(self, **values: Any) -> ModelT:
+        """Insert a row and return it with defaults loaded. Constraint errors raise here."""
+        entity: ModelT = self.model(**values)
+        return await self.add(entity)
+
+    async def add(self, entity: ModelT) -> ModelT:
+        self.session.add(entity)
+        await self.session.flush()
+        await self.session.refresh(entity)
+        return entity
+
+    # --- read ------------------------------------------------------------------------------
+
+    async def get_by_id(self, entity_id: uuid.UUID) -> ModelT | None:
+        entity: ModelT | None = await self.session.get(self.model, entity_id)
+        return entity
+
+    async def get_one_by(self, *where: ColumnElement[bool], **filters: Any) -> ModelT | None:
+        result = await self.session.execute(self._select(*where, **filters).limit(1))
+        return result.scalars().first()
+
+    async def list_by(
+        self, *where: ColumnElement[bool], limit: int | None = None, **filters: Any
+    ) -> list[ModelT]:
+        statement = self._select(*where, **filters).order_by(self.model.id).limit(limit)
+        result = await self.session.execute(statement)
+        return list(result.scalars().all())
+
+    async def list_page(
+        self, *where: ColumnElement[bool], limit: int, cursor: str | None = None, **filters: Any
+    ) -> Page[ModelT]:
+        """One page in primary-key order, continuing after `cursor`.
+
+        Keyset pagination: a page is defined by the last id seen, not an offset, so rows
+        inserted or deleted elsewhere never shift, duplicate or skip the rows still to come.
+        """
+        statement = self._select(*where, **filters)
+        if cursor is not None:
+            statement = statement.where(self.model.id > decode_cursor(cursor))
+        statement = statement.order_by(self.model.id).limit(limit + 1)
+        rows = list((await self.session.execute(statement)).scalars().all())
+        has_more = len(rows) > limit
+        items = rows[:limit]
+        next_cursor = encode_cursor(items[-1].id) if has_more and items else None
+        return Page(items=items, next_cursor=next_cursor)
+
+    async def count(self, *where: ColumnElement[bool], **filters: Any) -> int:
+        statement = select(func.count()).select_from(self.model)
+        statement = statement.where(*where, *self._filters(filters))
+        return int((await self.session.execute(statement)).scalar_one())
+
+    async def exists(self, *where: ColumnElement[bool], **filters: Any) -> bool:
+        statement = select(exists().where(*where, *self._filters(filters)))
+        return bool((await self.session.execute(statement)).scalar_one())
+
+    # --- update ----------------------------------------------------------------------------
+
+    async def update(self, entity: ModelT, **values: Any) -> ModelT:
+        """Set attributes on a loaded entity and flush them."""
+        for name, value in values.items():
+            if not hasattr(type(entity), name):
+                raise AttributeError(f"{type(entity).__name__} has no attribute {name!r}")
+            setattr(entity, name, value)
+        await self.session.flush()
+        await self.session.refresh(entity)
+        return entity
+
+    async def update_many(self, ids: Iterable[uuid.UUID], **values: Any) -> int:
+        """Update every row whose id is in `ids` with one statement; return rows matched."""
+        id_list = list(ids)
+        if not id_list:
+            return 0
+        statement = (
+            update(self.model)
+            .where(self.model.id.in_(id_list))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return await self._rowcount(statement)
+
+    # --- delete ----------------------------------------------------------------------------
+
+    async def delete(self, entity_id: uuid.UUID) -> bool:
+        """Delete by id; True when a row matched."""
+        return await self.delete_many([entity_id]) == 1
+
+    async def delete_many(self, ids: Iterable[uuid.UUID]) -> int:
+        """Delete every row whose id is in `ids` with one statement; return rows deleted."""
+        id_list = list(ids)
+        if not id_list:
+            return 0
+        statement = (
+            delete(self.model)
+            .where(self.model.id.in_(id_list))
+            .execution_options(synchronize_session=False)
+        )
+        return await self._rowcount(statement)
+
+    async def _rowcount(self, statement: Any) -> int:
+        result: CursorResult[Any] = await self.session.execute(statement)  # type: ignore[assignment]
+        # Rows changed behind the identity map: drop stale copies so later reads see them.
+        self.session.expire_all()
+        return int(result.rowcount)

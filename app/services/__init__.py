@@ -1,0 +1,1 @@
+"""Use cases. Each service method is one unit of work and owns its commit or rollback."""

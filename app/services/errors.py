@@ -1,0 +1,49 @@
+"""Domain errors raised by services. The API layer maps each kind to one HTTP problem."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A business rule refused the request. `detail` is safe to show to the caller."""
+
+    default_detail = "The request could not be completed."
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail or self.default_detail
+        super().__init__(self.detail)
+
+
+class NotFound(DomainError):
+    default_detail = "The resource does not exist."
+
+
+class Conflict(DomainError):
+    default_detail = "The request conflicts with the current state of the resource."
+
+
+class InvalidInput(DomainError):
+    default_detail = "The request is not valid."
+
+
+class InvalidCredentials(DomainError):
+    default_detail = "The credentials are not valid."
+
+
+class PermissionDenied(DomainError):
+    default_detail = "You do not have permission to perform this action."
+
+
+class RateLimited(DomainError):
+    default_detail = "Too many requests; try again later."
+
+    def __init__(self, retry_after_seconds: int, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class ServiceUnavailable(DomainError):
+    default_detail = "The service is temporarily unavailable; try again later."
+
+    def __init__(self, retry_after_seconds: int = 5, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = retry_after_seconds
