@@ -9,6 +9,7 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.config import Settings, get_settings
 from app.db import create_engine
@@ -54,8 +55,8 @@ def migrate() -> None:
     settings = _settings()
     try:
         upgrade_to_head(settings.database_url)
-    except (OSError, ConnectionError) as exc:
-        typer.echo(f"error: cannot reach the database: {exc}", err=True)
+    except (OSError, SQLAlchemyError) as exc:
+        typer.echo(f"error: cannot migrate the database: {exc}", err=True)
         raise typer.Exit(code=1) from exc
     typer.echo("database is at the newest schema revision")
 

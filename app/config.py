@@ -18,10 +18,6 @@ class Environment(StrEnum):
     production = "production"
 
 
-class UnsafeProductionSettings(ValueError):
-    """Raised when `AUTH_ENVIRONMENT=production` is combined with development-only defaults."""
-
-
 class Settings(BaseSettings):
     """Every setting of the service. Field names map to `AUTH_<NAME>` environment variables."""
 
@@ -92,9 +88,7 @@ class Settings(BaseSettings):
                 "(generated keys are for development only)"
             )
         if problems:
-            raise UnsafeProductionSettings(
-                "refusing to start in production: " + "; ".join(problems)
-            )
+            raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
 
 

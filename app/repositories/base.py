@@ -136,12 +136,7 @@ class BaseRepository(Generic[ModelT]):
         id_list = list(ids)
         if not id_list:
             return 0
-        statement = (
-            update(self.model)
-            .where(self.model.id.in_(id_list))
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+        statement = update(self.model).where(self.model.id.in_(id_list)).values(**values)
         return await self._rowcount(statement)
 
     # --- delete ----------------------------------------------------------------------------
@@ -155,15 +150,11 @@ class BaseRepository(Generic[ModelT]):
         id_list = list(ids)
         if not id_list:
             return 0
-        statement = (
-            delete(self.model)
-            .where(self.model.id.in_(id_list))
-            .execution_options(synchronize_session=False)
-        )
+        statement = delete(self.model).where(self.model.id.in_(id_list))
         return await self._rowcount(statement)
 
     async def _rowcount(self, statement: Any) -> int:
+        # The default "auto" synchronisation also updates (or evicts) objects already loaded in
+        # the session, so callers never read a stale copy of a row changed here.
         result: CursorResult[Any] = await self.session.execute(statement)  # type: ignore[assignment]
-        # Rows changed behind the identity map: drop stale copies so later reads see them.
-        self.session.expire_all()
         return int(result.rowcount)

@@ -1,0 +1,74 @@
+"""Settings: environment variables, defaults, and refusal of unsafe production setups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from app.config import Environment, Settings
+
+PG_URL = "postgresql+asyncpg://authsvc@db:5432/authsvc"
+PEM = "-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----"
+
+
+def test_defaults_run_on_a_local_sqlite_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AUTH_DATABASE_URL", raising=False)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+
+    assert settings.database_url.startswith("sqlite+aiosqlite:///./var/")
+    assert settings.environment is Environment.development
+    assert settings.should_auto_migrate is True
+
+
+def test_values_come_from_auth_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTH_DATABASE_URL", PG_URL)
+    monkeypatch.setenv("AUTH_ISSUER", "https://id.example.com")
+    monkeypatch.setenv("AUTH_REDIS_URL", "redis://cache:6379/0")
+
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+
+    assert settings.database_url == PG_URL
+    assert settings.issuer == "https://id.example.com"
+    assert settings.redis_url == "redis://cache:6379/0"
+    assert settings.should_auto_migrate is False
+
+
+def test_values_come_from_dotenv_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("AUTH_ISSUER=https://from-dotenv.example\n")
+    monkeypatch.delenv("AUTH_ISSUER", raising=False)
+
+    assert Settings(_env_file=env_file).issuer == "https://from-dotenv.example"  # type: ignore[call-arg]
+
+
+def test_production_refuses_sqlite_and_generated_keys() -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(_env_file=None, environment="production")  # type: ignore[call-arg]
+
+    message = str(refused.value)
+    assert "SQLite" in message
+    assert "signing key" in message
+
+
+def test_production_accepts_postgres_with_a_configured_key() -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, environment="production", database_url=PG_URL, jwt_private_key=PEM
+    )
+    assert settings.environment is Environment.production
+
+
+def test_production_sqlite_needs_explicit_opt_in() -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        environment="production",
+        jwt_private_key=PEM,
+        allow_sqlite_in_production=True,
+    )
+    assert settings.is_sqlite
+
+
+def test_unknown_environment_is_refused() -> None:
+    with pytest.raises(ValueError, match="environment"):
+        Settings(_env_file=None, environment="staging")  # type: ignore[call-arg]
