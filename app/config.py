@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +25,8 @@ class Settings(BaseSettings):
         env_prefix="AUTH_",
         env_file=".env",
         env_file_encoding="utf-8",
+        # `AUTH_X=` (as copied from .env.example) means "not set", not an empty value.
+        env_ignore_empty=True,
         extra="ignore",
     )
 
@@ -52,10 +54,44 @@ class Settings(BaseSettings):
     public_url: str = "http://localhost:8000"
     frontend_url: str = "http://localhost:3000"
 
+    # --- passwords (argon2id through passlib; OWASP minimums by default) ---
+    password_min_length: int = Field(default=15, ge=8, le=64)
+    password_max_length: int = Field(default=1024, ge=64, le=4096)
+    argon2_memory_cost_kib: int = Field(default=19456, ge=8)
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    password_hash_workers: int | None = Field(
+        default=None, ge=1, description="Threads hashing passwords. Default: CPU count."
+    )
+
+    # --- tokens ---
+    jwt_algorithm: Literal["RS256", "ES256", "EdDSA"] = "RS256"
+    jwt_audience: str = "authsvc"
+    # `client_id` of tokens issued to the operator's own frontends (password grant).
+    first_party_client_id: str = "authsvc-web"
+    access_token_ttl_seconds: int = Field(default=900, ge=30, le=86400)
+    session_absolute_lifetime_seconds: int = Field(default=30 * 86400, ge=60)
+    session_idle_timeout_seconds: int = Field(default=7 * 86400, ge=60)
+    refresh_reuse_grace_seconds: int = Field(default=10, ge=0, le=300)
+
     # --- signing keys ---
     jwt_private_key: SecretStr | None = None
     jwt_private_key_file: Path | None = None
+    # PEM public keys of retired signing keys, still published until their tokens expire.
+    jwt_previous_public_keys: str | None = None
     keys_dir: Path = Path("var/keys")
+    # Generate a key ring in keys_dir when none exists. Default: development only.
+    jwt_keys_autogenerate: bool | None = None
+
+    # --- throttling (limits notation, e.g. "10/15 minutes") ---
+    rate_limit_enabled: bool = True
+    # Namespace of the counters in Redis, so several deployments can share one Redis.
+    rate_limit_key_prefix: str = "authsvc"
+    rate_limit_login_account: str = "10/15 minutes"
+    rate_limit_login_ip: str = "100/15 minutes"
+    rate_limit_register_ip: str = "20/hour"
+    rate_limit_email_ip: str = "10/hour"
+    rate_limit_email_address: str = "3/hour"
 
     # --- cache / shared counters ---
     redis_url: str | None = None
@@ -72,6 +108,12 @@ class Settings(BaseSettings):
     def has_configured_signing_key(self) -> bool:
         return self.jwt_private_key is not None or self.jwt_private_key_file is not None
 
+    @property
+    def may_generate_keys(self) -> bool:
+        if self.jwt_keys_autogenerate is None:
+            return self.environment is Environment.development
+        return self.jwt_keys_autogenerate
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Self:
         if self.environment is not Environment.production:
@@ -82,10 +124,11 @@ class Settings(BaseSettings):
                 "AUTH_DATABASE_URL points at SQLite; use PostgreSQL or set "
                 "AUTH_ALLOW_SQLITE_IN_PRODUCTION=true"
             )
-        if not self.has_configured_signing_key:
+        if self.jwt_keys_autogenerate:
             problems.append(
-                "no signing key configured; set AUTH_JWT_PRIVATE_KEY or AUTH_JWT_PRIVATE_KEY_FILE "
-                "(generated keys are for development only)"
+                "AUTH_JWT_KEYS_AUTOGENERATE is for development only; "
+                "set AUTH_JWT_PRIVATE_KEY(_FILE) "
+                "or create the key ring once with `authsvc keys generate`"
             )
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))

@@ -10,10 +10,14 @@ import anyio
 from fastapi import FastAPI
 
 from app.api.problems import install_problem_handlers
-from app.api.routes import health
+from app.api.routes import auth, health, users_me, well_known
 from app.config import Settings, get_settings
 from app.db import create_engine, create_session_factory
+from app.models.base import utcnow
 from app.schema_migrations import upgrade_to_head
+from app.security.access_tokens import build_access_token_codec
+from app.security.passwords import PasswordHasher
+from app.services.rate_limits import RateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +34,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         app.state.engine = engine
         app.state.session_factory = create_session_factory(engine)
+        app.state.clock = utcnow
+        app.state.token_codec = build_access_token_codec(settings)
+        app.state.password_hasher = PasswordHasher.from_settings(settings)
+        app.state.rate_limiter = RateLimiter(settings)
         try:
             yield
         finally:
@@ -44,4 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_problem_handlers(app)
     app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(users_me.router)
+    app.include_router(well_known.router)
     return app

@@ -83,15 +83,21 @@ def drop_postgres_database(name: str) -> None:
 
 
 def worker_id() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+    """Unique per test process, also across concurrent runs on one machine: databases named
+    after it never collide."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", str(os.getpid()))[:8]
+    return f"{run}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:
-    """Settings for a test app: nothing read from `.env`, the database given."""
+    """Settings for a test app: nothing read from `.env`, the database given, and cheap
+    argon2 parameters (the real defaults have a test of their own)."""
     values: dict[str, object] = {
         "database_url": database_url,
         "auto_migrate": False,
         "environment": "development",
+        "argon2_memory_cost_kib": 1024,
+        "argon2_time_cost": 1,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -150,9 +156,21 @@ async def session(
         yield session
 
 
+@pytest.fixture(scope="session")
+def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One development key ring per worker: generating RSA keys per test would be slow."""
+    return tmp_path_factory.mktemp("keys") / "ring"
+
+
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return make_settings(database_url)
+def settings_overrides() -> dict[str, object]:
+    """Override in a test module to change settings of the `app` under test."""
+    return {}
+
+
+@pytest.fixture
+def settings(database_url: str, keys_dir: Path, settings_overrides: dict[str, object]) -> Settings:
+    return make_settings(database_url, keys_dir=keys_dir, **settings_overrides)
 
 
 @pytest.fixture

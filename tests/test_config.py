@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -45,11 +47,24 @@ def test_values_come_from_dotenv_file(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_production_refuses_sqlite_and_generated_keys() -> None:
     with pytest.raises(ValidationError) as refused:
-        Settings(_env_file=None, environment="production")  # type: ignore[call-arg]
+        Settings(_env_file=None, environment="production", jwt_keys_autogenerate=True)  # type: ignore[call-arg]
 
     message = str(refused.value)
     assert "SQLite" in message
-    assert "signing key" in message
+    assert "AUTH_JWT_KEYS_AUTOGENERATE" in message
+
+
+def test_keys_are_generated_in_development_only_by_default() -> None:
+    development = Settings(_env_file=None)  # type: ignore[call-arg]
+    production = Settings(_env_file=None, environment="production", database_url=PG_URL)  # type: ignore[call-arg]
+
+    assert development.may_generate_keys is True
+    assert production.may_generate_keys is False
+
+
+def test_password_minimum_cannot_go_below_the_nist_floor() -> None:
+    with pytest.raises(ValidationError, match="password_min_length"):
+        Settings(_env_file=None, password_min_length=7)  # type: ignore[call-arg]
 
 
 def test_production_accepts_postgres_with_a_configured_key() -> None:
@@ -72,3 +87,24 @@ def test_production_sqlite_needs_explicit_opt_in() -> None:
 def test_unknown_environment_is_refused() -> None:
     with pytest.raises(ValueError, match="environment"):
         Settings(_env_file=None, environment="staging")  # type: ignore[call-arg]
+
+
+ENV_EXAMPLE = Path(__file__).resolve().parent.parent / ".env.example"
+
+
+def test_env_example_documents_every_setting() -> None:
+    documented = set(re.findall(r"^(AUTH_[A-Z0-9_]+)=", ENV_EXAMPLE.read_text(), re.MULTILINE))
+    settings = {f"AUTH_{name.upper()}" for name in Settings.model_fields}
+
+    assert documented == settings
+
+
+def test_env_example_copied_as_is_gives_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("AUTH_"):
+            monkeypatch.delenv(name)
+
+    from_example = Settings(_env_file=ENV_EXAMPLE)  # type: ignore[call-arg]
+
+    assert from_example == Settings(_env_file=None)  # type: ignore[call-arg]
+    assert not from_example.has_configured_signing_key

@@ -6,10 +6,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
 
-from app.models import ActionPurpose, User
+from app.models import ActionPurpose, Role, User
 from app.repositories import (
     ActionTokenRepository,
     InvalidCursor,
@@ -245,6 +247,9 @@ async def test_role_permissions_and_user_roles_round_trip(session: AsyncSession)
     user = await UserRepository(session).create(email="ada@example.com", roles=[role])
 
     assert [r.name for r in user.roles] == ["support"]
-    assert [p.codename for p in role.permissions] == ["users:read"]
+    loaded = await session.execute(
+        select(Role).where(Role.id == role.id).options(selectinload(Role.permissions))
+    )
+    assert [p.codename for p in loaded.scalar_one().permissions] == ["users:read"]
     assert [r.name for r in await roles.list_by_names(["support", "nope"])] == ["support"]
     assert (await permissions.get_by_codename("users:read")) == read

@@ -1,14 +1,25 @@
-"""FastAPI dependencies shared by the routers: settings, the request's database session."""
+"""FastAPI dependencies shared by the routers: settings, session, services, the caller."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.config import Settings
 from app.db import get_session
+from app.security.access_tokens import AccessTokenCodec
+from app.security.passwords import PasswordHasher
+from app.services.accounts import AccountService
+from app.services.auth import AuthService
+from app.services.authentication import Authenticator, NotAuthenticated, Principal
+from app.services.client_info import ClientInfo
+from app.services.rate_limits import RateLimiter
+from app.services.token_issuer import TokenIssuer
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -22,6 +33,83 @@ def get_engine(request: Request) -> AsyncEngine:
     return engine
 
 
+def get_clock(request: Request) -> Callable[[], datetime]:
+    clock: Callable[[], datetime] = request.app.state.clock
+    return clock
+
+
+def get_token_codec(request: Request) -> AccessTokenCodec:
+    codec: AccessTokenCodec = request.app.state.token_codec
+    return codec
+
+
+def get_password_hasher(request: Request) -> PasswordHasher:
+    hasher: PasswordHasher = request.app.state.password_hasher
+    return hasher
+
+
+def get_rate_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    return limiter
+
+
+def get_client_info(request: Request) -> ClientInfo:
+    return ClientInfo(
+        ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
+ClockDep = Annotated[Callable[[], datetime], Depends(get_clock)]
+CodecDep = Annotated[AccessTokenCodec, Depends(get_token_codec)]
+HasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
+ClientInfoDep = Annotated[ClientInfo, Depends(get_client_info)]
+
+
+def get_auth_service(
+    session: SessionDep,
+    settings: SettingsDep,
+    hasher: HasherDep,
+    codec: CodecDep,
+    clock: ClockDep,
+    limiter: Annotated[RateLimiter, Depends(get_rate_limiter)],
+) -> AuthService:
+    return AuthService(
+        session,
+        settings,
+        hasher=hasher,
+        limiter=limiter,
+        issuer=TokenIssuer(codec, settings),
+        decoder=codec,
+        clock=clock,
+    )
+
+
+def get_account_service(
+    session: SessionDep, settings: SettingsDep, hasher: HasherDep, clock: ClockDep
+) -> AccountService:
+    return AccountService(session, settings, hasher=hasher, clock=clock)
+
+
+# Reads the `Authorization: Bearer` header only: tokens in query strings are ignored. The
+# tokenUrl makes Swagger UI's Authorize button sign in through the password grant.
+bearer_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
+
+
+async def get_principal(
+    token: Annotated[str | None, Depends(bearer_scheme)],
+    session: SessionDep,
+    codec: CodecDep,
+) -> Principal:
+    """The signed-in caller; 401 without a valid, current access token."""
+    if not token:
+        raise NotAuthenticated
+    return await Authenticator(session, codec).authenticate(token)
+
+
+AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

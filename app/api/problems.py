@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.repositories.base import InvalidCursor
+from app.security.password_policy import WeakPassword
 from app.services.errors import (
     Conflict,
     DomainError,
@@ -92,6 +93,16 @@ def _pointer(location: tuple[Any, ...]) -> dict[str, Any]:
     return entry
 
 
+async def _weak_password(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, WeakPassword)
+    return problem_response(
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        error.detail,
+        type_=TYPE_PREFIX + "weak-password",
+        errors=[{"detail": reason} for reason in error.reasons],
+    )
+
+
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     errors = [
@@ -132,6 +143,7 @@ async def _unhandled_error(request: Request, error: Exception) -> JSONResponse:
 def install_problem_handlers(app: FastAPI) -> None:
     """Route every error the app can raise through problem+json."""
     app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(WeakPassword, _weak_password)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(InvalidCursor, _invalid_cursor)

@@ -14,7 +14,7 @@ from app.models.base import Base, CreatedAt, UUIDPrimaryKey
 
 class ActionPurpose(StrEnum):
     verify_email = "verify_email"
-    reset_password = "reset_password"  # noqa: S105 - a purpose name, not a secret
+    reset_password = "reset_password"
 
 
 class ActionToken(UUIDPrimaryKey, CreatedAt, Base):

@@ -40,6 +40,5 @@ class Role(UUIDPrimaryKey, CreatedAt, Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     description: Mapped[str | None] = mapped_column(Text)
 
-    permissions: Mapped[list[Permission]] = relationship(
-        secondary=role_permissions, lazy="selectin"
-    )
+    # Loaded only when asked for (selectinload): most reads of roles need names only.
+    permissions: Mapped[list[Permission]] = relationship(secondary=role_permissions, lazy="raise")

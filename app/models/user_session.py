@@ -20,6 +20,8 @@ class UserSession(UUIDPrimaryKey, CreatedAt, Base):
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     client_id: Mapped[str | None] = mapped_column(String(64))
+    # The scope granted at sign-in; every token refreshed from this session carries it.
+    scope: Mapped[str] = mapped_column(String(1000), default="", server_default="")
     user_agent: Mapped[str | None] = mapped_column(String(512))
     ip: Mapped[str | None] = mapped_column(String(45))
     last_used_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 
-from app.models import Permission, Role
+from sqlalchemy import select
+
+from app.models import Permission, Role, role_permissions, user_roles
 from app.repositories.base import BaseRepository
 
 
@@ -26,3 +29,17 @@ class PermissionRepository(BaseRepository[Permission]):
 
     async def list_by_codenames(self, codenames: Iterable[str]) -> list[Permission]:
         return await self.list_by(Permission.codename.in_(list(codenames)))
+
+    async def codenames_for_user(self, user_id: uuid.UUID) -> set[str]:
+        """Every permission the user holds through any of their roles."""
+        statement = (
+            select(Permission.codename)
+            .join(role_permissions, role_permissions.c.permission_id == Permission.id)
+            .join(user_roles, user_roles.c.role_id == role_permissions.c.role_id)
+            .where(user_roles.c.user_id == user_id)
+            .distinct()
+        )
+        return set((await self.session.execute(statement)).scalars().all())
+
+    async def all_codenames(self) -> set[str]:
+        return set((await self.session.execute(select(Permission.codename))).scalars().all())

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.engine import CursorResult
 
 from app.models import RefreshToken, UserSession
 from app.repositories.base import BaseRepository
@@ -11,8 +15,39 @@ from app.repositories.base import BaseRepository
 class SessionRepository(BaseRepository[UserSession]):
     model = UserSession
 
-    async def list_active_for_user(self, user_id: uuid.UUID) -> list[UserSession]:
-        return await self.list_by(UserSession.revoked_at.is_(None), user_id=user_id)
+    async def list_active_for_user(self, user_id: uuid.UUID, now: datetime) -> list[UserSession]:
+        return await self.list_by(
+            UserSession.revoked_at.is_(None), UserSession.expires_at > now, user_id=user_id
+        )
+
+    async def revoke(self, session_id: uuid.UUID, now: datetime, reason: str) -> bool:
+        """Revoke one session if it is still live; True when it was."""
+        statement = (
+            update(UserSession)
+            .where(UserSession.id == session_id, UserSession.revoked_at.is_(None))
+            .values(revoked_at=now, revoke_reason=reason)
+        )
+        result: CursorResult[tuple[()]] = await self.session.execute(statement)  # type: ignore[assignment]
+        return result.rowcount == 1
+
+    async def revoke_all_for_user(
+        self,
+        user_id: uuid.UUID,
+        now: datetime,
+        reason: str,
+        *,
+        keep: uuid.UUID | None = None,
+    ) -> int:
+        """Revoke every live session of a user (but `keep`) in one statement."""
+        statement = update(UserSession).where(
+            UserSession.user_id == user_id, UserSession.revoked_at.is_(None)
+        )
+        if keep is not None:
+            statement = statement.where(UserSession.id != keep)
+        result: CursorResult[tuple[()]] = await self.session.execute(  # type: ignore[assignment]
+            statement.values(revoked_at=now, revoke_reason=reason)
+        )
+        return int(result.rowcount)
 
 
 class RefreshTokenRepository(BaseRepository[RefreshToken]):
@@ -20,3 +55,17 @@ class RefreshTokenRepository(BaseRepository[RefreshToken]):
 
     async def get_by_hash(self, token_hash: str) -> RefreshToken | None:
         return await self.get_one_by(token_hash=token_hash)
+
+    async def spend(self, token_hash: str, now: datetime) -> uuid.UUID | None:
+        """Mark an unspent token spent; return its session id, or None if it was not unspent.
+
+        One conditional UPDATE: of two concurrent uses, the database lets exactly one match.
+        """
+        statement = (
+            update(RefreshToken)
+            .where(RefreshToken.token_hash == token_hash, RefreshToken.spent_at.is_(None))
+            .values(spent_at=now)
+            .returning(RefreshToken.session_id)
+        )
+        result = await self.session.execute(statement)
+        return result.scalar_one_or_none()

@@ -1,0 +1,113 @@
+"""Sign-up, the OAuth2 token endpoint, revocation and sign-out."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Response, status
+from fastapi.responses import JSONResponse
+
+from app.api.deps import AuthServiceDep, ClientInfoDep, PrincipalDep
+from app.api.oauth_errors import NO_STORE, oauth_error, oauth_error_from
+from app.schemas.tokens import OAuthErrorBody, TokenResponseBody
+from app.schemas.users import RegisterRequest, UserRead
+from app.services.errors import DomainError
+from app.services.token_issuer import TokenResponse
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+FormField = Annotated[str | None, Form()]
+OAUTH_ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": OAuthErrorBody, "description": "RFC 6749 error"},
+    401: {"model": OAuthErrorBody, "description": "Client authentication failed"},
+    429: {"model": OAuthErrorBody, "description": "Too many failed attempts"},
+}
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserRead)
+async def register(
+    body: RegisterRequest, service: AuthServiceDep, client: ClientInfoDep
+) -> UserRead:
+    """Create an account. Duplicate email or username: 409; weak password: 422."""
+    user = await service.register(
+        email=body.email,
+        password=body.password,
+        username=body.username,
+        full_name=body.full_name,
+        client=client,
+    )
+    return UserRead.model_validate(user)
+
+
+def _token_body(result: TokenResponse) -> JSONResponse:
+    body = TokenResponseBody(
+        access_token=result.access_token,
+        token_type=result.token_type,
+        expires_in=result.expires_in,
+        refresh_token=result.refresh_token,
+        scope=result.scope or None,
+    )
+    return JSONResponse(body.model_dump(exclude_none=True), headers=NO_STORE)
+
+
+@router.post("/token", response_model=TokenResponseBody, responses=OAUTH_ERRORS)
+async def token(
+    service: AuthServiceDep,
+    client: ClientInfoDep,
+    grant_type: FormField = None,
+    username: FormField = None,
+    password: FormField = None,
+    refresh_token: FormField = None,
+    scope: FormField = None,
+) -> JSONResponse:
+    """OAuth2 token endpoint (form-encoded): `password` and `refresh_token` grants.
+
+    The password grant is the first-party sign-in for the operator's own frontends, a
+    deliberate deviation from RFC 9700 section 2.4; third-party apps get no password grant.
+    """
+    try:
+        if grant_type == "password":
+            if not username or password is None:
+                return oauth_error("invalid_request", "`username` and `password` are required.")
+            result = await service.password_grant(
+                username=username, password=password, scope=scope, client=client
+            )
+        elif grant_type == "refresh_token":
+            if not refresh_token:
+                return oauth_error("invalid_request", "`refresh_token` is required.")
+            result = await service.refresh_grant(refresh_token=refresh_token, client=client)
+        elif not grant_type:
+            return oauth_error("invalid_request", "`grant_type` is required.")
+        else:
+            return oauth_error("unsupported_grant_type", f"Unsupported grant_type {grant_type!r}.")
+    except DomainError as error:
+        return oauth_error_from(error)
+    return _token_body(result)
+
+
+@router.post("/revoke", responses=OAUTH_ERRORS)
+async def revoke(
+    service: AuthServiceDep,
+    client: ClientInfoDep,
+    token: FormField = None,
+    token_type_hint: FormField = None,
+) -> Response:
+    """RFC 7009: 200 whether or not the token was known. A refresh token ends its session."""
+    if not token:
+        return oauth_error("invalid_request", "`token` is required.")
+    await service.revoke(token=token, token_type_hint=token_type_hint, client=client)
+    return Response(status_code=status.HTTP_200_OK, headers=NO_STORE)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(principal: PrincipalDep, service: AuthServiceDep, client: ClientInfoDep) -> None:
+    """End the current session: its refresh token and access tokens stop working."""
+    await service.logout(user_id=principal.user.id, session_id=principal.session_id, client=client)
+
+
+@router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT)
+async def logout_all(
+    principal: PrincipalDep, service: AuthServiceDep, client: ClientInfoDep
+) -> None:
+    """End every session and invalidate every outstanding access token of the caller."""
+    await service.logout_all(user_id=principal.user.id, client=client)

@@ -1,0 +1,75 @@
+"""Self-service for the signed-in user."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+
+from app.api.deps import AccountServiceDep, ClientInfoDep, PrincipalDep
+from app.schemas.users import PasswordChange, ProfileUpdate, SessionRead, UserRead
+
+router = APIRouter(prefix="/users/me", tags=["me"])
+
+
+@router.get("", response_model=UserRead)
+async def read_me(principal: PrincipalDep) -> UserRead:
+    return UserRead.model_validate(principal.user, from_attributes=True)
+
+
+@router.patch("", response_model=UserRead)
+async def update_me(
+    body: ProfileUpdate,
+    principal: PrincipalDep,
+    service: AccountServiceDep,
+    client: ClientInfoDep,
+) -> UserRead:
+    """Change `full_name`, `username` or `email` (the latter needs `current_password`)."""
+    changes = body.model_dump(exclude_unset=True, exclude={"current_password"})
+    user = await service.update_profile(
+        principal.user.id, changes, current_password=body.current_password, client=client
+    )
+    return UserRead.model_validate(user)
+
+
+@router.post("/password", status_code=status.HTTP_204_NO_CONTENT)
+async def change_password(
+    body: PasswordChange,
+    principal: PrincipalDep,
+    service: AccountServiceDep,
+    client: ClientInfoDep,
+) -> None:
+    """Set a new password; every other session ends."""
+    await service.change_password(
+        principal.user.id,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        current_session_id=principal.session_id,
+        client=client,
+    )
+
+
+@router.get("/sessions", response_model=list[SessionRead])
+async def list_sessions(principal: PrincipalDep, service: AccountServiceDep) -> list[SessionRead]:
+    sessions = await service.list_sessions(principal.user.id)
+    return [
+        SessionRead(
+            id=family.id,
+            created_at=family.created_at,
+            last_used_at=family.last_used_at,
+            user_agent=family.user_agent,
+            ip=family.ip,
+            current=family.id == principal.session_id,
+        )
+        for family in sessions
+    ]
+
+
+@router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def end_session(
+    session_id: uuid.UUID,
+    principal: PrincipalDep,
+    service: AccountServiceDep,
+    client: ClientInfoDep,
+) -> None:
+    await service.end_session(principal.user.id, session_id, client)

@@ -1,0 +1,1 @@
+"""Password hashing and policy, signing keys, access tokens, opaque secrets."""

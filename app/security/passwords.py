@@ -1,0 +1,151 @@
+"""Password hashing: argon2id through passlib, legacy bcrypt verified and upgraded, off the loop.
+
+Every hash and verification runs in a worker thread, at most `workers` at a time, so a burst
+of logins queues for CPU instead of stalling the event loop.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Self, TypeVar, TypeVarTuple
+
+from anyio import CapacityLimiter, to_thread
+from passlib.context import CryptContext
+
+from app.config import Settings
+
+T = TypeVar("T")
+Args = TypeVarTuple("Args")
+
+# bcrypt reads only the first 72 bytes of a password. A longer one must never match: the
+# rest of it would be ignored, so a prefix would be as good as the whole password.
+BCRYPT_MAX_PASSWORD_BYTES = 72
+
+
+@dataclass(frozen=True, slots=True)
+class Argon2Parameters:
+    """The cost of new argon2id hashes, named as in argon2-cffi's `PasswordHasher`."""
+
+    memory_cost_kib: int
+    time_cost: int
+    parallelism: int
+    hash_len: int = 32
+    salt_len: int = 16
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(
+            memory_cost_kib=settings.argon2_memory_cost_kib,
+            time_cost=settings.argon2_time_cost,
+            parallelism=settings.argon2_parallelism,
+        )
+
+
+class PasswordHasher:
+    """Hashes new passwords with argon2id; verifies argon2 and legacy bcrypt hashes.
+
+    Passwords are taken as given (no normalisation, no length check): callers apply
+    `PasswordPolicy` when a password is set and refuse inputs over `password_max_length`
+    before verifying, so no one can make the service hash megabytes.
+    """
+
+    def __init__(self, parameters: Argon2Parameters, *, workers: int | None = None) -> None:
+        """Build the hasher; computes one dummy hash, so construction costs one hash."""
+        self._parameters = parameters
+        self._workers = workers or os.cpu_count() or 1
+        self._limiter = CapacityLimiter(self._workers)
+        self._context = CryptContext(
+            schemes=["argon2", "bcrypt"],
+            default="argon2",
+            # Deprecated: still verified, but a successful verification yields an argon2id hash.
+            deprecated=["bcrypt"],
+            argon2__type="ID",
+            argon2__memory_cost=parameters.memory_cost_kib,
+            argon2__rounds=parameters.time_cost,
+            argon2__parallelism=parameters.parallelism,
+            argon2__digest_size=parameters.hash_len,
+            argon2__salt_size=parameters.salt_len,
+        )
+        # Verified in place of a real hash for unknown users and accounts without a usable
+        # hash, so those failures take as long as a wrong password. Nobody knows its password.
+        self._dummy_hash: str = self._context.hash(secrets.token_urlsafe(32))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(Argon2Parameters.from_settings(settings), workers=settings.password_hash_workers)
+
+    @property
+    def argon2_parameters(self) -> Argon2Parameters:
+        """The parameters of new hashes; hashes with any others are upgraded on login."""
+        return self._parameters
+
+    @property
+    def workers(self) -> int:
+        """How many hashes or verifications may run at the same time."""
+        return self._workers
+
+    async def hash(self, password: str) -> str:
+        """A new salted argon2id hash of `password`.
+
+        Raises `ValueError` if the password cannot be encoded as UTF-8 (lone surrogates);
+        `PasswordPolicy` refuses such passwords first.
+        """
+        return await self._run(self._hash_sync, password)
+
+    async def verify_and_update(self, password: str, hashed: str | None) -> tuple[bool, str | None]:
+        """Check `password` against a stored hash: `(matches, replacement_hash_or_None)`.
+
+        The replacement is set only on a match whose stored hash is bcrypt or argon2 with
+        other parameters. A missing (`None`) or unrecognised hash never matches and costs a
+        dummy verification; this never raises for any stored value or password.
+        """
+        return await self._run(self._verify_and_update_sync, password, hashed)
+
+    async def verify_dummy(self, password: str) -> None:
+        """Spend the time of a real verification, for sign-ins naming no known account."""
+        await self._run(self._verify_dummy_sync, password)
+
+    async def _run(self, function: Callable[[*Args], T], *args: *Args) -> T:
+        return await to_thread.run_sync(function, *args, limiter=self._limiter)
+
+    def _hash_sync(self, password: str) -> str:
+        hashed: str = self._context.hash(password)
+        return hashed
+
+    def _verify_and_update_sync(self, password: str, hashed: str | None) -> tuple[bool, str | None]:
+        scheme = self._context.identify(hashed, required=False) if hashed else None
+        if hashed is None or scheme is None:
+            self._verify_dummy_sync(password)
+            return False, None
+        if scheme == "bcrypt" and _utf8_length(password) > BCRYPT_MAX_PASSWORD_BYTES:
+            # The modern bcrypt package refuses such input and older code paths truncated
+            # it; decide here. A fixed secret against the same hash costs exactly what the
+            # real check would, so the refusal is not visible in the response time.
+            self._spend_time_on(hashed)
+            return False, None
+        try:
+            matches, new_hash = self._context.verify_and_update(password, hashed)
+        except ValueError:
+            # A malformed hash behind a known prefix, or a password the scheme cannot take
+            # (NUL for bcrypt, lone surrogates for any): no match, and no error either.
+            self._verify_dummy_sync(password)
+            return False, None
+        return bool(matches), new_hash
+
+    def _verify_dummy_sync(self, password: str) -> None:
+        # Bytes with surrogatepass: the dummy must not fail on passwords the real check can't
+        # encode, or the failure would be faster than a wrong password.
+        self._context.verify(password.encode("utf-8", "surrogatepass"), self._dummy_hash)
+
+    def _spend_time_on(self, hashed: str) -> None:
+        try:
+            self._context.verify(b"-", hashed)
+        except ValueError:
+            self._verify_dummy_sync("")
+
+
+def _utf8_length(password: str) -> int:
+    return len(password.encode("utf-8", "surrogatepass"))

@@ -1,0 +1,154 @@
+"""Self-service for a signed-in user: profile, password, sessions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.models import User, UserSession
+from app.models.base import utcnow
+from app.repositories import SessionRepository, UserRepository
+from app.repositories.users import normalize_email
+from app.security.password_policy import PasswordPolicy
+from app.security.passwords import PasswordHasher
+from app.services.audit import AuditEventType, AuditTrail
+from app.services.auth import duplicate_user_error
+from app.services.client_info import ClientInfo
+from app.services.errors import InvalidInput, NotFound
+from app.services.sessions import SessionManager
+from app.services.unit_of_work import unit_of_work
+
+
+class CurrentPasswordRequired(InvalidInput):
+    default_detail = "Changing the email address requires `current_password`."
+
+
+class WrongCurrentPassword(InvalidInput):
+    default_detail = "The current password is not correct."
+
+
+class AccountService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        *,
+        hasher: PasswordHasher,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self.hasher = hasher
+        self.clock = clock
+        self.users = UserRepository(session)
+        self.session_rows = SessionRepository(session)
+        self.sessions = SessionManager(session, settings)
+        self.audit = AuditTrail(session)
+        self.policy = PasswordPolicy.from_settings(settings)
+
+    async def update_profile(
+        self,
+        user_id: uuid.UUID,
+        changes: dict[str, str | None],
+        *,
+        current_password: str | None,
+        client: ClientInfo,
+    ) -> User:
+        """Apply `full_name`, `username` and `email` changes.
+
+        A new email needs the current password and leaves the account unverified.
+        """
+        user = await self._load(user_id)
+        values = dict(changes)
+        if "username" in values and values["username"] is not None:
+            values["username"] = values["username"].strip().lower()
+        new_email = values.pop("email", None)
+        email_changes = new_email is not None and normalize_email(new_email) != user.email
+        if email_changes:
+            assert new_email is not None
+            await self._require_current_password(user, current_password)
+            values["email"] = normalize_email(new_email)
+            values["is_verified"] = False  # type: ignore[assignment]
+        try:
+            async with unit_of_work(self.session):
+                user = await self.users.update(user, **values)
+                if email_changes:
+                    await self.audit.record(
+                        AuditEventType.email_changed, client=client, user_id=user.id
+                    )
+                elif values:
+                    await self.audit.record(
+                        AuditEventType.profile_updated,
+                        client=client,
+                        user_id=user.id,
+                        fields=sorted(values),
+                    )
+        except IntegrityError as error:
+            raise duplicate_user_error(error) from None
+        return user
+
+    async def change_password(
+        self,
+        user_id: uuid.UUID,
+        *,
+        current_password: str,
+        new_password: str,
+        current_session_id: uuid.UUID,
+        client: ClientInfo,
+    ) -> None:
+        """Set a new password, end every other session and retire older access tokens."""
+        user = await self._load(user_id)
+        await self._require_current_password(user, current_password)
+        self.policy.check(new_password, email=user.email, username=user.username)
+        hashed = await self.hasher.hash(new_password)
+        async with unit_of_work(self.session):
+            user.hashed_password = hashed
+            user.token_version += 1
+            ended = await self.sessions.end_all(
+                user.id, self.clock(), "password_changed", keep=current_session_id
+            )
+            await self.audit.record(
+                AuditEventType.password_changed,
+                client=client,
+                user_id=user.id,
+                sessions_ended=ended,
+            )
+
+    async def list_sessions(self, user_id: uuid.UUID) -> list[UserSession]:
+        return await self.session_rows.list_active_for_user(user_id, self.clock())
+
+    async def end_session(
+        self, user_id: uuid.UUID, session_id: uuid.UUID, client: ClientInfo
+    ) -> None:
+        """End one of the user's own sessions; someone else's is reported as not found."""
+        async with unit_of_work(self.session):
+            family = await self.session_rows.get_by_id(session_id)
+            if family is None or family.user_id != user_id or family.revoked_at is not None:
+                raise NotFound("No such session.")
+            await self.sessions.end(session_id, self.clock(), "ended_by_user")
+            await self.audit.record(
+                AuditEventType.session_ended,
+                client=client,
+                user_id=user_id,
+                session_id=str(session_id),
+            )
+
+    async def _load(self, user_id: uuid.UUID) -> User:
+        user = await self.users.get_by_id(user_id)
+        if user is None:  # deleted between authentication and now
+            raise NotFound("No such user.")
+        return user
+
+    async def _require_current_password(self, user: User, password: str | None) -> None:
+        if not password:
+            raise CurrentPasswordRequired
+        if len(password) > self.settings.password_max_length:
+            raise WrongCurrentPassword
+        matches, _ = await self.hasher.verify_and_update(password, user.hashed_password)
+        if not matches:
+            raise WrongCurrentPassword

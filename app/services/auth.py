@@ -1,0 +1,252 @@
+"""Sign-up, sign-in and sign-out: the OAuth2 token grants and session endings."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.models import User
+from app.models.base import utcnow
+from app.repositories import PermissionRepository, UserRepository
+from app.repositories.users import normalize_email
+from app.security.opaque_tokens import token_digest
+from app.security.password_policy import PasswordPolicy
+from app.security.passwords import PasswordHasher
+from app.services.audit import AuditEventType, AuditTrail
+from app.services.authentication import AccessTokenDecoder
+from app.services.client_info import ClientInfo
+from app.services.errors import Conflict, InvalidCredentials
+from app.services.rate_limits import LimitName, RateLimiter
+from app.services.sessions import RefreshTokenReused, SessionManager
+from app.services.token_issuer import TokenIssuer, TokenResponse
+from app.services.unit_of_work import unit_of_work
+
+# Scopes any signed-in user may ask for; everything else must be a permission they hold.
+BASIC_SCOPES = frozenset({"openid", "profile", "email"})
+
+
+class EmailAlreadyRegistered(Conflict):
+    default_detail = "An account with this email address already exists."
+
+
+class UsernameTaken(Conflict):
+    default_detail = "This username is already taken."
+
+
+class LoginFailed(InvalidCredentials):
+    """Unknown account, wrong password or inactive account: deliberately indistinguishable."""
+
+    default_detail = "Invalid username or password."
+
+
+class AuthService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        *,
+        hasher: PasswordHasher,
+        limiter: RateLimiter,
+        issuer: TokenIssuer,
+        decoder: AccessTokenDecoder,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self.hasher = hasher
+        self.limiter = limiter
+        self.issuer = issuer
+        self.decoder = decoder
+        self.clock = clock
+        self.users = UserRepository(session)
+        self.permissions = PermissionRepository(session)
+        self.sessions = SessionManager(session, settings)
+        self.audit = AuditTrail(session)
+        self.policy = PasswordPolicy.from_settings(settings)
+
+    async def register(
+        self,
+        *,
+        email: str,
+        password: str,
+        username: str | None,
+        full_name: str | None,
+        client: ClientInfo,
+    ) -> User:
+        """Create an unverified account. The unique indexes, not a prior lookup, decide."""
+        await self.limiter.consume(LimitName.register_ip, client.ip)
+        email = normalize_email(email)
+        username = username.strip().lower() if username else None
+        self.policy.check(password, email=email, username=username)
+        hashed = await self.hasher.hash(password)
+        try:
+            async with unit_of_work(self.session):
+                user = await self.users.create(
+                    email=email, username=username, full_name=full_name, hashed_password=hashed
+                )
+                await self.audit.record(
+                    AuditEventType.user_registered, client=client, user_id=user.id
+                )
+        except IntegrityError as error:
+            raise duplicate_user_error(error) from None
+        return user
+
+    async def password_grant(
+        self, *, username: str, password: str, scope: str | None, client: ClientInfo
+    ) -> TokenResponse:
+        """Sign in with a password: a new session and its first token pair."""
+        account_key = username.strip().lower()
+        await self.limiter.ensure_allowed(LimitName.login_ip, client.ip)
+        await self.limiter.ensure_allowed(LimitName.login_account, account_key)
+
+        user = await self.users.get_by_identifier(username)
+        matches, new_hash = False, None
+        if len(password) > self.settings.password_max_length:
+            pass  # refused before hashing: no one can make us hash megabytes
+        elif user is None:
+            await self.hasher.verify_dummy(password)
+        else:
+            matches, new_hash = await self.hasher.verify_and_update(password, user.hashed_password)
+
+        if user is None or not matches or not user.is_active:
+            await self._record_failed_login(user, account_key, client)
+            raise LoginFailed
+
+        now = self.clock()
+        async with unit_of_work(self.session):
+            granted = await self._granted_scope(user, scope)
+            user.last_login_at = now
+            if new_hash is not None:
+                user.hashed_password = new_hash  # bcrypt or outdated argon2 parameters
+            issued = await self.sessions.start(
+                user,
+                client,
+                scope=granted,
+                client_id=self.settings.first_party_client_id,
+                now=now,
+            )
+            await self.audit.record(
+                AuditEventType.login_succeeded,
+                client=client,
+                user_id=user.id,
+                session_id=str(issued.session.id),
+            )
+        await self.limiter.reset(LimitName.login_account, account_key)
+        return self.issuer.for_session(issued)
+
+    async def refresh_grant(self, *, refresh_token: str, client: ClientInfo) -> TokenResponse:
+        """Rotate a refresh token: spend it, issue the next pair in the same session."""
+        now = self.clock()
+        try:
+            async with unit_of_work(self.session):
+                issued = await self.sessions.rotate(refresh_token, client, now)
+        except RefreshTokenReused as reuse:
+            # The rotation rolled back; the family revocation must still be kept and audited.
+            async with unit_of_work(self.session):
+                await self.sessions.end(reuse.session_id, now, "refresh_token_reuse")
+                await self.audit.record(
+                    AuditEventType.refresh_token_reused,
+                    client=client,
+                    user_id=reuse.user_id,
+                    session_id=str(reuse.session_id),
+                )
+            raise
+        return self.issuer.for_session(issued)
+
+    async def logout(
+        self, *, user_id: uuid.UUID, session_id: uuid.UUID, client: ClientInfo
+    ) -> None:
+        """End the caller's current session (its refresh tokens and access tokens)."""
+        async with unit_of_work(self.session):
+            await self.sessions.end(session_id, self.clock(), "logout")
+            await self.audit.record(
+                AuditEventType.logout, client=client, user_id=user_id, session_id=str(session_id)
+            )
+
+    async def logout_all(self, *, user_id: uuid.UUID, client: ClientInfo) -> None:
+        """End every session of the user and invalidate all their access tokens at once."""
+        async with unit_of_work(self.session):
+            user = await self.users.get_by_id(user_id)
+            if user is None:
+                return
+            ended = await self.sessions.end_all(user_id, self.clock(), "logout_all")
+            user.token_version += 1
+            await self.audit.record(
+                AuditEventType.logout_all, client=client, user_id=user_id, sessions_ended=ended
+            )
+
+    async def revoke(self, *, token: str, token_type_hint: str | None, client: ClientInfo) -> None:
+        """RFC 7009: make `token` unusable. Unknown or invalid tokens are silently ignored.
+
+        A refresh token ends its session. An access token cannot be recalled on its own, so
+        its session is ended, which makes every token of that session inactive.
+        """
+        # The hint only orders the search (RFC 7009 section 2.1): a wrong one must not matter.
+        lookups = [self._refresh_token_session, self._access_token_session]
+        if token_type_hint == "access_token":
+            lookups.reverse()
+        async with unit_of_work(self.session):
+            for lookup in lookups:
+                found = await lookup(token)
+                if found is not None:
+                    break
+            else:
+                return
+            session_id, user_id, token_type = found
+            if await self.sessions.end(session_id, self.clock(), "revoked"):
+                await self.audit.record(
+                    AuditEventType.token_revoked,
+                    client=client,
+                    user_id=user_id,
+                    session_id=str(session_id),
+                    token_type=token_type,
+                )
+
+    async def _refresh_token_session(self, token: str) -> tuple[uuid.UUID, uuid.UUID, str] | None:
+        family = await self.sessions.find_by_refresh_token(token)
+        return None if family is None else (family.id, family.user_id, "refresh_token")
+
+    async def _access_token_session(self, token: str) -> tuple[uuid.UUID, uuid.UUID, str] | None:
+        try:
+            claims = self.decoder.decode(token)
+            return uuid.UUID(str(claims["sid"])), uuid.UUID(str(claims["sub"])), "access_token"
+        except Exception:  # expired, forged, not a JWT, or no session: nothing to revoke
+            return None
+
+    async def _granted_scope(self, user: User, requested: str | None) -> str:
+        wanted = set((requested or "").split())
+        if not wanted:
+            return ""
+        allowed = BASIC_SCOPES | (
+            await self.permissions.all_codenames()
+            if user.is_superuser
+            else await self.permissions.codenames_for_user(user.id)
+        )
+        return " ".join(sorted(wanted & allowed))
+
+    async def _record_failed_login(
+        self, user: User | None, account_key: str, client: ClientInfo
+    ) -> None:
+        await self.limiter.hit(LimitName.login_ip, client.ip)
+        await self.limiter.hit(LimitName.login_account, account_key)
+        async with unit_of_work(self.session):
+            await self.audit.record(
+                AuditEventType.login_failed,
+                client=client,
+                user_id=user.id if user else None,
+                # A digest, not the name: a mistyped password in the username field stays out
+                # of the audit trail.
+                identifier_digest=token_digest(account_key)[:16],
+            )
+
+
+def duplicate_user_error(error: IntegrityError) -> Conflict:
+    message = str(error.orig).lower()
+    if "username" in message:
+        return UsernameTaken()
+    return EmailAlreadyRegistered()

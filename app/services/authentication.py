@@ -1,0 +1,121 @@
+"""Who is calling: an access token checked against its signature and the database's truth.
+
+This runs on every authenticated request, so it reads with one Core query (no ORM identity
+map, no lazy loads) and returns a plain snapshot of the user.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import and_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Role, User, UserSession, user_roles
+from app.services.errors import InvalidCredentials
+
+
+class AccessTokenDecoder(Protocol):
+    def decode(self, token: str) -> dict[str, Any]: ...
+
+
+class NotAuthenticated(InvalidCredentials):
+    default_detail = "A valid access token is required."
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentUser:
+    """The caller's account as read while authenticating the request."""
+
+    id: uuid.UUID
+    email: str
+    username: str | None
+    full_name: str | None
+    is_active: bool
+    is_verified: bool
+    is_superuser: bool
+    roles: list[str]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A signed-in user, as established from a verified access token."""
+
+    user: CurrentUser
+    session_id: uuid.UUID
+    claims: Mapping[str, Any]
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset(str(self.claims.get("scope", "")).split())
+
+
+_USER_COLUMNS = (
+    User.id,
+    User.email,
+    User.username,
+    User.full_name,
+    User.is_active,
+    User.is_verified,
+    User.is_superuser,
+    User.created_at,
+    User.token_version,
+    UserSession.revoked_at,
+    Role.name.label("role_name"),
+)
+
+# One round trip: the user, the session's revocation state and the role names (one row per
+# role; a user without roles still yields one row through the outer joins).
+_AUTHENTICATE = (
+    select(*_USER_COLUMNS)
+    .join(UserSession, UserSession.user_id == User.id)
+    .outerjoin(user_roles, user_roles.c.user_id == User.id)
+    .outerjoin(Role, Role.id == user_roles.c.role_id)
+)
+
+
+class Authenticator:
+    """Verifies access tokens. Read-only: one query, no commit."""
+
+    def __init__(self, session: AsyncSession, decoder: AccessTokenDecoder) -> None:
+        self.session = session
+        self.decoder = decoder
+
+    async def authenticate(self, token: str) -> Principal:
+        """The principal behind `token`, or `NotAuthenticated`.
+
+        Beyond the signature and claims, the token must still be current: its user active,
+        its session not ended, and its token version not bumped (logout-all, password change).
+        """
+        try:
+            claims = self.decoder.decode(token)
+            user_id = uuid.UUID(str(claims["sub"]))
+            session_id = uuid.UUID(str(claims["sid"]))
+            version = int(claims["ver"])
+        except Exception as exc:  # any decode or claim problem is the same 401
+            raise NotAuthenticated from exc
+
+        statement = _AUTHENTICATE.where(and_(User.id == user_id, UserSession.id == session_id))
+        rows = (await self.session.execute(statement)).all()
+        if not rows:
+            raise NotAuthenticated
+        first = rows[0]
+        if first.revoked_at is not None or not first.is_active or first.token_version != version:
+            raise NotAuthenticated
+        user = CurrentUser(
+            id=first.id,
+            email=first.email,
+            username=first.username,
+            full_name=first.full_name,
+            is_active=first.is_active,
+            is_verified=first.is_verified,
+            is_superuser=first.is_superuser,
+            roles=sorted(row.role_name for row in rows if row.role_name is not None),
+            created_at=first.created_at,
+        )
+        return Principal(user=user, session_id=session_id, claims=claims)

@@ -1,0 +1,131 @@
+"""Sign-in sessions and refresh-token rotation: a building block of the auth use cases.
+
+It never commits; the use case that calls it does.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.models import User, UserSession
+from app.repositories import RefreshTokenRepository, SessionRepository, UserRepository
+from app.security.opaque_tokens import new_opaque_token, token_digest
+from app.services.client_info import ClientInfo
+from app.services.errors import DomainError
+
+
+class InvalidGrant(DomainError):
+    """A refresh token (or other grant) that is unknown, spent, expired or revoked."""
+
+    default_detail = "The refresh token is invalid, expired or revoked."
+
+
+class RefreshTokenReused(InvalidGrant):
+    """A spent refresh token came back after the grace period: its family was revoked."""
+
+    default_detail = "The refresh token was already used; the session has been ended."
+
+    def __init__(self, session_id: uuid.UUID, user_id: uuid.UUID | None) -> None:
+        super().__init__()
+        self.session_id = session_id
+        self.user_id = user_id
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedSession:
+    session: UserSession
+    user: User
+    refresh_token: str
+
+
+class SessionManager:
+    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+        self.settings = settings
+        self.sessions = SessionRepository(session)
+        self.refresh_tokens = RefreshTokenRepository(session)
+        self.users = UserRepository(session)
+
+    async def start(
+        self, user: User, client: ClientInfo, *, scope: str, client_id: str, now: datetime
+    ) -> IssuedSession:
+        """Open a session (a refresh-token family) and issue its first refresh token."""
+        family = await self.sessions.create(
+            user_id=user.id,
+            client_id=client_id,
+            scope=scope,
+            user_agent=client.user_agent_truncated,
+            ip=client.ip,
+            created_at=now,
+            last_used_at=now,
+            expires_at=now + timedelta(seconds=self.settings.session_absolute_lifetime_seconds),
+        )
+        refresh_token = await self._issue_refresh_token(family.id, now)
+        return IssuedSession(session=family, user=user, refresh_token=refresh_token)
+
+    async def rotate(self, refresh_token: str, client: ClientInfo, now: datetime) -> IssuedSession:
+        """Spend `refresh_token` and issue its successor in the same session.
+
+        Raises `InvalidGrant` for unknown, expired or revoked tokens, and for a spent token
+        replayed within the grace period (a client racing itself: nothing else happens).
+        Raises `RefreshTokenReused` for a spent token replayed later: the caller must then
+        revoke the whole session (theft signal) in a transaction of its own.
+        """
+        digest = token_digest(refresh_token)
+        session_id = await self.refresh_tokens.spend(digest, now)
+        if session_id is None:
+            await self._refuse_spent_or_unknown(digest, now)
+        assert session_id is not None
+        family = await self.sessions.get_by_id(session_id)
+        user = await self.users.get_by_id(family.user_id) if family else None
+        if family is None or user is None or not self._is_usable(family, user, now):
+            raise InvalidGrant
+        family.last_used_at = now
+        if client.ip:
+            family.ip = client.ip
+        successor = await self._issue_refresh_token(family.id, now)
+        return IssuedSession(session=family, user=user, refresh_token=successor)
+
+    async def find_by_refresh_token(self, refresh_token: str) -> UserSession | None:
+        token = await self.refresh_tokens.get_by_hash(token_digest(refresh_token))
+        return None if token is None else await self.sessions.get_by_id(token.session_id)
+
+    async def end(self, session_id: uuid.UUID, now: datetime, reason: str) -> bool:
+        return await self.sessions.revoke(session_id, now, reason)
+
+    async def end_all(
+        self, user_id: uuid.UUID, now: datetime, reason: str, *, keep: uuid.UUID | None = None
+    ) -> int:
+        return await self.sessions.revoke_all_for_user(user_id, now, reason, keep=keep)
+
+    def _is_usable(self, family: UserSession, user: User, now: datetime) -> bool:
+        idle_deadline = family.last_used_at + timedelta(
+            seconds=self.settings.session_idle_timeout_seconds
+        )
+        return (
+            family.revoked_at is None
+            and now < family.expires_at
+            and now < idle_deadline
+            and user.is_active
+        )
+
+    async def _refuse_spent_or_unknown(self, digest: str, now: datetime) -> None:
+        token = await self.refresh_tokens.get_by_hash(digest)
+        if token is None or token.spent_at is None:
+            raise InvalidGrant
+        grace = timedelta(seconds=self.settings.refresh_reuse_grace_seconds)
+        if now - token.spent_at <= grace:
+            raise InvalidGrant("The refresh token was already used.")
+        family = await self.sessions.get_by_id(token.session_id)
+        raise RefreshTokenReused(token.session_id, family.user_id if family else None)
+
+    async def _issue_refresh_token(self, session_id: uuid.UUID, now: datetime) -> str:
+        raw = new_opaque_token()
+        await self.refresh_tokens.create(
+            session_id=session_id, token_hash=token_digest(raw), created_at=now
+        )
+        return raw

@@ -1,0 +1,59 @@
+#!/bin/sh
+# Container entrypoint for authsvc.
+#
+#   entrypoint.sh [serve] [SERVE OPTIONS...]
+#       The default. In order:
+#         1. wait for the database (`authsvc wait-for-db`, AUTH_DB_WAIT_TIMEOUT seconds,
+#            default 60);
+#         2. apply migrations (`authsvc migrate`), unless AUTH_SKIP_MIGRATIONS is true;
+#         3. if AUTH_CREATE_KEY_RING is true and no AUTH_JWT_PRIVATE_KEY(_FILE) is configured,
+#            create the signing key ring in AUTH_KEYS_DIR when there is none yet
+#            (`authsvc keys generate`); an existing ring is always kept;
+#         4. replace itself with `authsvc serve SERVE OPTIONS...`, so the server is PID 1 and
+#            receives SIGTERM from `docker stop` directly.
+#
+#   entrypoint.sh COMMAND [ARGS...]
+#       Any other first argument is handed to the authsvc CLI unchanged, with no waiting and no
+#       migrations: `exec authsvc COMMAND ARGS...` (e.g. `docker compose run --rm authsvc
+#       migrate`, or `docker run --rm IMAGE --help` to list the commands).
+#       There is deliberately no fallback to running arbitrary programs; to get a shell use
+#       `docker run --entrypoint sh ...`.
+set -eu
+
+# True for 1/true/yes/on in any case, as the service's own settings read booleans.
+is_true() {
+    case "$(printf '%s' "${1:-}" | tr '[:upper:]' '[:lower:]')" in
+        1 | true | yes | on) return 0 ;;
+        *) return 1 ;;
+    esac
+}
+
+if [ "$#" -eq 0 ]; then
+    set -- serve
+fi
+
+case "$1" in
+    serve)
+        shift
+        ;;
+    *)
+        exec authsvc "$@"
+        ;;
+esac
+
+authsvc wait-for-db --timeout "${AUTH_DB_WAIT_TIMEOUT:-60}"
+
+if is_true "${AUTH_SKIP_MIGRATIONS:-}"; then
+    echo "entrypoint: AUTH_SKIP_MIGRATIONS is set; not running migrations" >&2
+else
+    authsvc migrate
+fi
+
+if is_true "${AUTH_CREATE_KEY_RING:-}" \
+    && [ -z "${AUTH_JWT_PRIVATE_KEY:-}${AUTH_JWT_PRIVATE_KEY_FILE:-}" ] \
+    && ! authsvc keys list >/dev/null 2>&1; then
+    # Fails (and so stops the start) if a ring exists but cannot be read: never overwrite it.
+    authsvc keys generate
+fi
+
+exec authsvc serve "$@"

@@ -1,0 +1,58 @@
+"""Helpers that build state the way a client does: through the public HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+PASSWORD = "correct horse battery staple"
+
+
+async def register(
+    client: httpx.AsyncClient,
+    email: str = "ada@example.com",
+    password: str = PASSWORD,
+    **extra: Any,
+) -> dict[str, Any]:
+    response = await client.post(
+        "/auth/register", json={"email": email, "password": password, **extra}
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def password_grant(
+    client: httpx.AsyncClient, username: str, password: str = PASSWORD, **extra: str
+) -> httpx.Response:
+    return await client.post(
+        "/auth/token",
+        data={"grant_type": "password", "username": username, "password": password, **extra},
+    )
+
+
+async def sign_in(
+    client: httpx.AsyncClient, username: str = "ada@example.com", password: str = PASSWORD
+) -> dict[str, Any]:
+    response = await password_grant(client, username, password)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def refresh(client: httpx.AsyncClient, refresh_token: str) -> httpx.Response:
+    return await client.post(
+        "/auth/token", data={"grant_type": "refresh_token", "refresh_token": refresh_token}
+    )
+
+
+def bearer(access_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {access_token}"}
+
+
+async def register_and_sign_in(
+    client: httpx.AsyncClient, email: str = "ada@example.com", **extra: Any
+) -> dict[str, Any]:
+    await register(client, email, **extra)
+    return await sign_in(client, email)
