@@ -93,6 +93,20 @@ class Settings(BaseSettings):
     rate_limit_email_ip: str = "10/hour"
     rate_limit_email_address: str = "3/hour"
 
+    # --- mail ---
+    email_backend: Literal["console", "smtp"] = "console"
+    email_from: str = "authsvc <no-reply@localhost>"
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_use_tls: bool = False
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    email_send_attempts: int = Field(default=3, ge=1, le=10)
+    verify_email_token_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    reset_password_token_ttl_seconds: int = Field(default=30 * 60, ge=60)
+
     # --- cache / shared counters ---
     redis_url: str | None = None
 
@@ -130,6 +144,8 @@ class Settings(BaseSettings):
                 "set AUTH_JWT_PRIVATE_KEY(_FILE) "
                 "or create the key ring once with `authsvc keys generate`"
             )
+        if self.email_backend == "console":
+            problems.append("AUTH_EMAIL_BACKEND=console only logs mail (development); use smtp")
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self

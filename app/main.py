@@ -10,9 +10,10 @@ import anyio
 from fastapi import FastAPI
 
 from app.api.problems import install_problem_handlers
-from app.api.routes import auth, health, users_me, well_known
+from app.api.routes import account_recovery, auth, health, users_me, well_known
 from app.config import Settings, get_settings
 from app.db import create_engine, create_session_factory
+from app.mail import MailDispatcher, build_email_sender
 from app.models.base import utcnow
 from app.schema_migrations import upgrade_to_head
 from app.security.access_tokens import build_access_token_codec
@@ -38,6 +39,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.token_codec = build_access_token_codec(settings)
         app.state.password_hasher = PasswordHasher.from_settings(settings)
         app.state.rate_limiter = RateLimiter(settings)
+        app.state.mail_dispatcher = MailDispatcher(
+            build_email_sender(settings), attempts=settings.email_send_attempts
+        )
         try:
             yield
         finally:
@@ -53,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(auth.router)
+    app.include_router(account_recovery.router)
     app.include_router(users_me.router)
     app.include_router(well_known.router)
     return app

@@ -52,11 +52,14 @@ def test_production_refuses_sqlite_and_generated_keys() -> None:
     message = str(refused.value)
     assert "SQLite" in message
     assert "AUTH_JWT_KEYS_AUTOGENERATE" in message
+    assert "AUTH_EMAIL_BACKEND=console" in message
 
 
 def test_keys_are_generated_in_development_only_by_default() -> None:
     development = Settings(_env_file=None)  # type: ignore[call-arg]
-    production = Settings(_env_file=None, environment="production", database_url=PG_URL)  # type: ignore[call-arg]
+    production = Settings(  # type: ignore[call-arg]
+        _env_file=None, environment="production", database_url=PG_URL, email_backend="smtp"
+    )
 
     assert development.may_generate_keys is True
     assert production.may_generate_keys is False
@@ -69,7 +72,11 @@ def test_password_minimum_cannot_go_below_the_nist_floor() -> None:
 
 def test_production_accepts_postgres_with_a_configured_key() -> None:
     settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, environment="production", database_url=PG_URL, jwt_private_key=PEM
+        _env_file=None,
+        environment="production",
+        database_url=PG_URL,
+        jwt_private_key=PEM,
+        email_backend="smtp",
     )
     assert settings.environment is Environment.production
 
@@ -80,6 +87,7 @@ def test_production_sqlite_needs_explicit_opt_in() -> None:
         environment="production",
         jwt_private_key=PEM,
         allow_sqlite_in_production=True,
+        email_backend="smtp",
     )
     assert settings.is_sqlite
 

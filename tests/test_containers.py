@@ -617,6 +617,7 @@ def test_entrypoint_creates_the_key_ring_on_first_start_and_keeps_it(
     production = {
         "AUTH_DATABASE_URL": database.url,
         "AUTH_ENVIRONMENT": "production",
+        "AUTH_EMAIL_BACKEND": "smtp",
         "AUTH_CREATE_KEY_RING": "true",
     }
 

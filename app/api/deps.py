@@ -6,14 +6,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import BackgroundTasks, Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.config import Settings
 from app.db import get_session
+from app.mail import MailDispatcher, OutgoingEmail
 from app.security.access_tokens import AccessTokenCodec
 from app.security.passwords import PasswordHasher
+from app.services.account_recovery import AccountRecoveryService
 from app.services.accounts import AccountService
 from app.services.auth import AuthService
 from app.services.authentication import Authenticator, NotAuthenticated, Principal
@@ -53,6 +55,22 @@ def get_rate_limiter(request: Request) -> RateLimiter:
     return limiter
 
 
+class BackgroundMailOutbox:
+    """Delivers queued mail after the response is sent: no transaction is held open for
+    SMTP, and a mail server hiccup never fails the request (the dispatcher retries and logs)."""
+
+    def __init__(self, tasks: BackgroundTasks, dispatcher: MailDispatcher) -> None:
+        self.tasks = tasks
+        self.dispatcher = dispatcher
+
+    def send_later(self, email: OutgoingEmail) -> None:
+        self.tasks.add_task(self.dispatcher.deliver, email)
+
+
+def get_outbox(request: Request, tasks: BackgroundTasks) -> BackgroundMailOutbox:
+    return BackgroundMailOutbox(tasks, request.app.state.mail_dispatcher)
+
+
 def get_client_info(request: Request) -> ClientInfo:
     return ClientInfo(
         ip=request.client.host if request.client else None,
@@ -67,6 +85,8 @@ ClockDep = Annotated[Callable[[], datetime], Depends(get_clock)]
 CodecDep = Annotated[AccessTokenCodec, Depends(get_token_codec)]
 HasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
 ClientInfoDep = Annotated[ClientInfo, Depends(get_client_info)]
+OutboxDep = Annotated[BackgroundMailOutbox, Depends(get_outbox)]
+LimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
 
 
 def get_auth_service(
@@ -75,7 +95,7 @@ def get_auth_service(
     hasher: HasherDep,
     codec: CodecDep,
     clock: ClockDep,
-    limiter: Annotated[RateLimiter, Depends(get_rate_limiter)],
+    limiter: LimiterDep,
 ) -> AuthService:
     return AuthService(
         session,
@@ -89,9 +109,26 @@ def get_auth_service(
 
 
 def get_account_service(
-    session: SessionDep, settings: SettingsDep, hasher: HasherDep, clock: ClockDep
+    session: SessionDep,
+    settings: SettingsDep,
+    hasher: HasherDep,
+    clock: ClockDep,
+    outbox: OutboxDep,
 ) -> AccountService:
-    return AccountService(session, settings, hasher=hasher, clock=clock)
+    return AccountService(session, settings, hasher=hasher, outbox=outbox, clock=clock)
+
+
+def get_account_recovery_service(
+    session: SessionDep,
+    settings: SettingsDep,
+    hasher: HasherDep,
+    clock: ClockDep,
+    limiter: LimiterDep,
+    outbox: OutboxDep,
+) -> AccountRecoveryService:
+    return AccountRecoveryService(
+        session, settings, hasher=hasher, limiter=limiter, outbox=outbox, clock=clock
+    )
 
 
 # Reads the `Authorization: Bearer` header only: tokens in query strings are ignored. The
@@ -112,4 +149,7 @@ async def get_principal(
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
+AccountRecoveryServiceDep = Annotated[
+    AccountRecoveryService, Depends(get_account_recovery_service)
+]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

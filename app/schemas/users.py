@@ -72,3 +72,20 @@ class SessionRead(BaseModel):
     user_agent: str | None
     ip: str | None
     current: bool
+
+
+# Mailed tokens are 43 base64url characters; anything much longer is not one of ours.
+MailedToken = Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class EmailRequest(StrictBody):
+    email: EmailStr
+
+
+class VerifyEmail(StrictBody):
+    token: MailedToken
+
+
+class PasswordReset(StrictBody):
+    token: MailedToken
+    new_password: PasswordField

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.models import User, UserSession
+from app.mail import email_changed_notice, frontend_link, verification_email
+from app.models import ActionPurpose, User, UserSession
 from app.models.base import utcnow
 from app.repositories import SessionRepository, UserRepository
 from app.repositories.users import normalize_email
 from app.security.password_policy import PasswordPolicy
 from app.security.passwords import PasswordHasher
+from app.services.account_recovery import VERIFY_PATH
+from app.services.action_tokens import ActionTokens
 from app.services.audit import AuditEventType, AuditTrail
 from app.services.auth import duplicate_user_error
 from app.services.client_info import ClientInfo
 from app.services.errors import InvalidInput, NotFound
+from app.services.outbox import MailOutbox
 from app.services.sessions import SessionManager
 from app.services.unit_of_work import unit_of_work
 
@@ -39,9 +43,12 @@ class AccountService:
         settings: Settings,
         *,
         hasher: PasswordHasher,
+        outbox: MailOutbox,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.session = session
+        self.outbox = outbox
+        self.tokens = ActionTokens(session)
         self.settings = settings
         self.hasher = hasher
         self.clock = clock
@@ -61,13 +68,15 @@ class AccountService:
     ) -> User:
         """Apply `full_name`, `username` and `email` changes.
 
-        A new email needs the current password and leaves the account unverified.
+        A new email needs the current password and leaves the account unverified; the new
+        address gets a verification link and the old one a notice.
         """
         user = await self._load(user_id)
         values = dict(changes)
         if "username" in values and values["username"] is not None:
             values["username"] = values["username"].strip().lower()
         new_email = values.pop("email", None)
+        old_email = user.email
         email_changes = new_email is not None and normalize_email(new_email) != user.email
         if email_changes:
             assert new_email is not None
@@ -78,6 +87,12 @@ class AccountService:
             async with unit_of_work(self.session):
                 user = await self.users.update(user, **values)
                 if email_changes:
+                    verification_token = await self.tokens.issue(
+                        user,
+                        ActionPurpose.verify_email,
+                        valid_for=timedelta(seconds=self.settings.verify_email_token_ttl_seconds),
+                        now=self.clock(),
+                    )
                     await self.audit.record(
                         AuditEventType.email_changed, client=client, user_id=user.id
                     )
@@ -90,6 +105,11 @@ class AccountService:
                     )
         except IntegrityError as error:
             raise duplicate_user_error(error) from None
+        if email_changes:
+            link = frontend_link(self.settings, VERIFY_PATH, verification_token)
+            valid_for = timedelta(seconds=self.settings.verify_email_token_ttl_seconds)
+            self.outbox.send_later(verification_email(user.email, link, valid_for))
+            self.outbox.send_later(email_changed_notice(old_email, user.email))
         return user
 
     async def change_password(
@@ -101,7 +121,8 @@ class AccountService:
         current_session_id: uuid.UUID,
         client: ClientInfo,
     ) -> None:
-        """Set a new password, end every other session and retire older access tokens."""
+        """Set a new password, end every other session and retire older access tokens and
+        outstanding reset links."""
         user = await self._load(user_id)
         await self._require_current_password(user, current_password)
         self.policy.check(new_password, email=user.email, username=user.username)
@@ -109,6 +130,7 @@ class AccountService:
         async with unit_of_work(self.session):
             user.hashed_password = hashed
             user.token_version += 1
+            await self.tokens.void(user, ActionPurpose.reset_password, now=self.clock())
             ended = await self.sessions.end_all(
                 user.id, self.clock(), "password_changed", keep=current_session_id
             )

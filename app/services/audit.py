@@ -23,6 +23,9 @@ class AuditEventType(StrEnum):
     token_revoked = "token.revoked"
     refresh_token_reused = "refresh_token.reused"
     password_changed = "password.changed"
+    password_reset_requested = "password.reset_requested"
+    password_reset = "password.reset"
+    email_verified = "email.verified"
     email_changed = "email.changed"
     profile_updated = "profile.updated"
 

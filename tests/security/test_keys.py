@@ -436,7 +436,10 @@ def test_previous_public_keys_that_are_not_pem_are_refused(rsa_key: rsa.RSAPriva
 
 def test_production_without_keys_refuses_to_start(tmp_path: Path) -> None:
     settings = make_settings(
-        environment="production", database_url=PG_URL, keys_dir=tmp_path / "ring"
+        environment="production",
+        database_url=PG_URL,
+        email_backend="smtp",
+        keys_dir=tmp_path / "ring",
     )
 
     with pytest.raises(KeyConfigurationError, match="authsvc keys generate"):
@@ -447,7 +450,9 @@ def test_production_without_keys_refuses_to_start(tmp_path: Path) -> None:
 
 def test_production_uses_a_ring_created_by_the_cli(tmp_path: Path) -> None:
     key = KeyDirectory(tmp_path).generate("ES256")
-    settings = make_settings(environment="production", database_url=PG_URL, keys_dir=tmp_path)
+    settings = make_settings(
+        environment="production", database_url=PG_URL, email_backend="smtp", keys_dir=tmp_path
+    )
 
     assert load_key_ring(settings).signing_key.kid == key.kid
 

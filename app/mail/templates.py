@@ -1,0 +1,88 @@
+"""The mails this service sends, rendered from `templates/<name>.txt` and `.html`.
+
+Templates use `string.Template` placeholders (`$link`); every value put into the HTML part is
+HTML-escaped, so an address like `"<script>"@example.com` stays text.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import timedelta
+from functools import cache
+from importlib.resources import files
+from string import Template
+
+from app.mail.message import OutgoingEmail
+
+
+def verification_email(to: str, link: str, valid_for: timedelta) -> OutgoingEmail:
+    """Asks `to` to confirm the address by opening `link`."""
+    return _render(
+        "verify_email",
+        to=to,
+        subject="Verify your email address",
+        link=link,
+        valid_for=humanize_duration(valid_for),
+    )
+
+
+def password_reset_email(to: str, link: str, valid_for: timedelta) -> OutgoingEmail:
+    """Offers `to` a `link` to choose a new password."""
+    return _render(
+        "password_reset",
+        to=to,
+        subject="Reset your password",
+        link=link,
+        valid_for=humanize_duration(valid_for),
+    )
+
+
+def email_changed_notice(to: str, new_address: str) -> OutgoingEmail:
+    """Tells the old address `to` that the account now uses `new_address`."""
+    return _render(
+        "email_changed",
+        to=to,
+        subject="Your email address was changed",
+        new_address=new_address,
+    )
+
+
+def humanize_duration(duration: timedelta) -> str:
+    """`"30 minutes"`, `"24 hours"`, `"1 hour and 30 minutes"`, `"7 days"`.
+
+    Rounds down to whole minutes, so a mail never promises more time than the link has.
+    """
+    seconds = max(int(duration.total_seconds()), 0)
+    if seconds < 60:
+        return _count(seconds, "second")
+    days, minutes = divmod(seconds // 60, 24 * 60)
+    # "24 hours" reads better than "1 day" for a link; whole days from two on.
+    if days >= 2 and minutes == 0:
+        return _count(days, "day")
+    hours, minutes = divmod(days * 24 * 60 + minutes, 60)
+    parts = [_count(hours, "hour") if hours else "", _count(minutes, "minute") if minutes else ""]
+    return " and ".join(part for part in parts if part)
+
+
+def _count(number: int, unit: str) -> str:
+    return f"{number} {unit}" if number == 1 else f"{number} {unit}s"
+
+
+def _render(name: str, *, to: str, subject: str, **values: str) -> OutgoingEmail:
+    text_template, html_template = _load(name)
+    escaped = {key: html.escape(value, quote=True) for key, value in values.items()}
+    return OutgoingEmail(
+        to=to,
+        subject=subject,
+        text=text_template.substitute(values),
+        html=html_template.substitute(escaped),
+    )
+
+
+@cache
+def _load(name: str) -> tuple[Template, Template]:
+    folder = files("app.mail") / "templates"
+    return (
+        Template((folder / f"{name}.txt").read_text(encoding="utf-8")),
+        Template((folder / f"{name}.html").read_text(encoding="utf-8")),
+    )

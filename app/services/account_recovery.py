@@ -1,0 +1,138 @@
+"""Email verification and password reset: mailed single-use links.
+
+Requests answer the same whether or not the account exists (no enumeration); mail is only
+sent when it does, after the transaction has committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.mail import frontend_link, password_reset_email, verification_email
+from app.models import ActionPurpose, User
+from app.models.base import utcnow
+from app.repositories import UserRepository
+from app.repositories.users import normalize_email
+from app.security.password_policy import PasswordPolicy
+from app.security.passwords import PasswordHasher
+from app.services.action_tokens import ActionTokens
+from app.services.audit import AuditEventType, AuditTrail
+from app.services.client_info import ClientInfo
+from app.services.outbox import MailOutbox
+from app.services.rate_limits import LimitName, RateLimiter
+from app.services.sessions import SessionManager
+from app.services.unit_of_work import unit_of_work
+
+VERIFY_PATH = "verify"
+RESET_PATH = "reset-password"
+
+
+class AccountRecoveryService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        *,
+        hasher: PasswordHasher,
+        limiter: RateLimiter,
+        outbox: MailOutbox,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self.hasher = hasher
+        self.limiter = limiter
+        self.outbox = outbox
+        self.clock = clock
+        self.users = UserRepository(session)
+        self.tokens = ActionTokens(session)
+        self.sessions = SessionManager(session, settings)
+        self.audit = AuditTrail(session)
+        self.policy = PasswordPolicy.from_settings(settings)
+
+    @property
+    def verify_valid_for(self) -> timedelta:
+        return timedelta(seconds=self.settings.verify_email_token_ttl_seconds)
+
+    @property
+    def reset_valid_for(self) -> timedelta:
+        return timedelta(seconds=self.settings.reset_password_token_ttl_seconds)
+
+    async def request_verification(self, email: str, client: ClientInfo) -> None:
+        """Mail a verification link if an unverified account has this address."""
+        email = await self._throttle(email, client)
+        async with unit_of_work(self.session):
+            user = await self.users.get_by_email(email)
+            if user is None or user.is_verified or not user.is_active:
+                return
+            raw = await self.tokens.issue(
+                user, ActionPurpose.verify_email, valid_for=self.verify_valid_for, now=self.clock()
+            )
+        self.send_verification(user.email, raw)
+
+    def send_verification(self, address: str, raw_token: str) -> None:
+        link = frontend_link(self.settings, VERIFY_PATH, raw_token)
+        self.outbox.send_later(verification_email(address, link, self.verify_valid_for))
+
+    async def verify_email(self, raw_token: str, client: ClientInfo) -> User:
+        """Mark the account verified; the link is spent."""
+        async with unit_of_work(self.session):
+            redeemed = await self.tokens.redeem(
+                raw_token, ActionPurpose.verify_email, now=self.clock()
+            )
+            user = redeemed.user
+            user.is_verified = True
+            await self.audit.record(AuditEventType.email_verified, client=client, user_id=user.id)
+        return user
+
+    async def forgot_password(self, email: str, client: ClientInfo) -> None:
+        """Mail a reset link if an active account has this address; older links stop working."""
+        email = await self._throttle(email, client)
+        now = self.clock()
+        async with unit_of_work(self.session):
+            user = await self.users.get_by_email(email)
+            if user is None or not user.is_active:
+                return
+            await self.tokens.void(user, ActionPurpose.reset_password, now=now)
+            raw = await self.tokens.issue(
+                user, ActionPurpose.reset_password, valid_for=self.reset_valid_for, now=now
+            )
+            await self.audit.record(
+                AuditEventType.password_reset_requested, client=client, user_id=user.id
+            )
+        link = frontend_link(self.settings, RESET_PATH, raw)
+        self.outbox.send_later(password_reset_email(user.email, link, self.reset_valid_for))
+
+    async def reset_password(self, raw_token: str, new_password: str, client: ClientInfo) -> None:
+        """Set a new password from a reset link; every session ends, every token is retired."""
+        # Validate link and password first, hash outside the transaction, then spend the link
+        # atomically: a weak password leaves the link usable for a second try.
+        candidate = await self.tokens.check(
+            raw_token, ActionPurpose.reset_password, now=self.clock()
+        )
+        self.policy.check(
+            new_password, email=candidate.user.email, username=candidate.user.username
+        )
+        await self.session.rollback()  # release the read transaction before the slow hash
+        hashed = await self.hasher.hash(new_password)
+        now = self.clock()
+        async with unit_of_work(self.session):
+            redeemed = await self.tokens.redeem(raw_token, ActionPurpose.reset_password, now=now)
+            user = redeemed.user
+            user.hashed_password = hashed
+            user.token_version += 1
+            await self.tokens.void(user, ActionPurpose.reset_password, now=now)
+            ended = await self.sessions.end_all(user.id, now, "password_reset")
+            await self.audit.record(
+                AuditEventType.password_reset, client=client, user_id=user.id, sessions_ended=ended
+            )
+
+    async def _throttle(self, email: str, client: ClientInfo) -> str:
+        address = normalize_email(email)
+        await self.limiter.consume(LimitName.email_ip, client.ip)
+        await self.limiter.consume(LimitName.email_address, address)
+        return address
