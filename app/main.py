@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            app.state.password_hasher.close()
             await engine.dispose()
 
     app = FastAPI(

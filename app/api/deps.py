@@ -137,19 +137,18 @@ bearer_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 
 async def get_principal(
-    token: Annotated[str | None, Depends(bearer_scheme)],
-    session: SessionDep,
-    codec: CodecDep,
+    request: Request, token: Annotated[str | None, Depends(bearer_scheme)]
 ) -> Principal:
     """The signed-in caller; 401 without a valid, current access token."""
     if not token:
         raise NotAuthenticated
-    return await Authenticator(session, codec).authenticate(token)
+    # Read from app.state directly rather than through sub-dependencies: every dependency
+    # FastAPI resolves costs time on the path that every authenticated request takes.
+    state = request.app.state
+    return await Authenticator(state.engine, state.token_codec).authenticate(token)
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
-AccountRecoveryServiceDep = Annotated[
-    AccountRecoveryService, Depends(get_account_recovery_service)
-]
+AccountRecoveryServiceDep = Annotated[AccountRecoveryService, Depends(get_account_recovery_service)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

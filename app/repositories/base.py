@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, Select, delete, exists, func, inspect, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -72,8 +72,15 @@ class BaseRepository(Generic[ModelT]):
     async def add(self, entity: ModelT) -> ModelT:
         self.session.add(entity)
         await self.session.flush()
-        await self.session.refresh(entity)
+        await self._refresh_if_stale(entity)
         return entity
+
+    async def _refresh_if_stale(self, entity: ModelT) -> None:
+        # Load only what is not yet known (server-filled columns, relationships): a refresh of
+        # a row whose every column was just written costs a round trip and returns nothing new.
+        unloaded = inspect(entity).unloaded
+        if unloaded:
+            await self.session.refresh(entity, attribute_names=list(unloaded))
 
     # --- read ------------------------------------------------------------------------------
 
@@ -128,7 +135,7 @@ class BaseRepository(Generic[ModelT]):
                 raise AttributeError(f"{type(entity).__name__} has no attribute {name!r}")
             setattr(entity, name, value)
         await self.session.flush()
-        await self.session.refresh(entity)
+        await self._refresh_if_stale(entity)
         return entity
 
     async def update_many(self, ids: Iterable[uuid.UUID], **values: Any) -> int:

@@ -15,7 +15,7 @@ import pytest
 from passlib.context import CryptContext
 
 from app.config import Settings
-from app.security.passwords import Argon2Parameters, PasswordHasher
+from app.security.passwords import HASH_THREAD_NICENESS, Argon2Parameters, PasswordHasher
 
 # Cheap enough that a test hashes in about a millisecond; the defaults get their own test.
 CHEAP = Argon2Parameters(memory_cost_kib=1024, time_cost=1, parallelism=1)
@@ -313,3 +313,21 @@ async def test_no_more_hashes_run_at_once_than_there_are_workers(
     await asyncio.gather(*(hasher.hash(f"{PASSWORD} {n}") for n in range(6)))
 
     assert most_at_once == workers
+
+
+async def test_hashing_threads_yield_the_cpu_to_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hasher = PasswordHasher(CHEAP, workers=1)
+    loop_priority = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen: list[int] = []
+
+    def record_priority(password: str) -> str:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return "hashed"
+
+    monkeypatch.setattr(hasher, "_hash_sync", record_priority)
+    await hasher.hash("any password at all")
+
+    assert seen == [loop_priority + HASH_THREAD_NICENESS]
+    hasher.close()
