@@ -29,9 +29,9 @@ Args = TypeVarTuple("Args")
 # rest of it would be ignored, so a prefix would be as good as the whole password.
 BCRYPT_MAX_PASSWORD_BYTES = 72
 
-# Added to the nice value of each hashing thread (Linux applies nice per thread). At +10 the
-# scheduler gives the event loop's thread roughly ten times the CPU share when both want it.
-HASH_THREAD_NICENESS = 10
+# Added to the nice value of each hashing thread (Linux applies nice per thread). At +19 the
+# scheduler gives the event loop's thread ~98% of a contended core; idle CPU still goes to hashing.
+HASH_THREAD_NICENESS = 19
 
 
 def _lower_thread_priority() -> None:

@@ -1,0 +1,18 @@
+"""The benchmark scenarios, by the name `--only` takes."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from bench.context import BenchContext
+from bench.report import ScenarioOutcome
+from bench.scenarios import flood, login, me, scale
+
+Scenario = Callable[[BenchContext], Awaitable[ScenarioOutcome]]
+
+SCENARIOS: dict[str, Scenario] = {
+    "me": me.run,
+    "login": login.run,
+    "flood": flood.run,
+    "scale": scale.run,
+}
