@@ -20,6 +20,7 @@ from app.services.accounts import AccountService
 from app.services.auth import AuthService
 from app.services.authentication import Authenticator, NotAuthenticated, Principal
 from app.services.client_info import ClientInfo
+from app.services.context import ServiceContext
 from app.services.rate_limits import RateLimiter
 from app.services.token_issuer import TokenIssuer
 
@@ -89,46 +90,33 @@ OutboxDep = Annotated[BackgroundMailOutbox, Depends(get_outbox)]
 LimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
 
 
-def get_auth_service(
-    session: SessionDep,
+def get_service_context(
     settings: SettingsDep,
     hasher: HasherDep,
-    codec: CodecDep,
     clock: ClockDep,
     limiter: LimiterDep,
-) -> AuthService:
-    return AuthService(
-        session,
-        settings,
-        hasher=hasher,
-        limiter=limiter,
-        issuer=TokenIssuer(codec, settings),
-        decoder=codec,
-        clock=clock,
+    outbox: OutboxDep,
+) -> ServiceContext:
+    return ServiceContext(
+        settings=settings, hasher=hasher, limiter=limiter, outbox=outbox, clock=clock
     )
 
 
-def get_account_service(
-    session: SessionDep,
-    settings: SettingsDep,
-    hasher: HasherDep,
-    clock: ClockDep,
-    outbox: OutboxDep,
-) -> AccountService:
-    return AccountService(session, settings, hasher=hasher, outbox=outbox, clock=clock)
+ContextDep = Annotated[ServiceContext, Depends(get_service_context)]
+
+
+def get_auth_service(session: SessionDep, context: ContextDep, codec: CodecDep) -> AuthService:
+    return AuthService(session, context, issuer=TokenIssuer(codec, context.settings), decoder=codec)
+
+
+def get_account_service(session: SessionDep, context: ContextDep) -> AccountService:
+    return AccountService(session, context)
 
 
 def get_account_recovery_service(
-    session: SessionDep,
-    settings: SettingsDep,
-    hasher: HasherDep,
-    clock: ClockDep,
-    limiter: LimiterDep,
-    outbox: OutboxDep,
+    session: SessionDep, context: ContextDep
 ) -> AccountRecoveryService:
-    return AccountRecoveryService(
-        session, settings, hasher=hasher, limiter=limiter, outbox=outbox, clock=clock
-    )
+    return AccountRecoveryService(session, context)
 
 
 # Reads the `Authorization: Bearer` header only: tokens in query strings are ignored. The

@@ -6,24 +6,19 @@ sent when it does, after the transaction has committed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import Settings
 from app.mail import frontend_link, password_reset_email, verification_email
 from app.models import ActionPurpose, User
-from app.models.base import utcnow
 from app.repositories import UserRepository
 from app.repositories.users import normalize_email
-from app.security.password_policy import PasswordPolicy
-from app.security.passwords import PasswordHasher
 from app.services.action_tokens import ActionTokens
 from app.services.audit import AuditEventType, AuditTrail
 from app.services.client_info import ClientInfo
-from app.services.outbox import MailOutbox
-from app.services.rate_limits import LimitName, RateLimiter
+from app.services.context import ServiceContext
+from app.services.rate_limits import LimitName
 from app.services.sessions import SessionManager
 from app.services.unit_of_work import unit_of_work
 
@@ -32,27 +27,19 @@ RESET_PATH = "reset-password"
 
 
 class AccountRecoveryService:
-    def __init__(
-        self,
-        session: AsyncSession,
-        settings: Settings,
-        *,
-        hasher: PasswordHasher,
-        limiter: RateLimiter,
-        outbox: MailOutbox,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
+    def __init__(self, session: AsyncSession, context: ServiceContext) -> None:
         self.session = session
-        self.settings = settings
-        self.hasher = hasher
-        self.limiter = limiter
-        self.outbox = outbox
-        self.clock = clock
+        self.context = context
+        self.settings = context.settings
+        self.hasher = context.hasher
+        self.limiter = context.limiter
+        self.outbox = context.outbox
+        self.clock = context.clock
+        self.policy = context.policy
         self.users = UserRepository(session)
         self.tokens = ActionTokens(session)
-        self.sessions = SessionManager(session, settings)
+        self.sessions = SessionManager(session, context.settings)
         self.audit = AuditTrail(session)
-        self.policy = PasswordPolicy.from_settings(settings)
 
     @property
     def verify_valid_for(self) -> timedelta:

@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import Settings
 from app.mail import email_changed_notice, frontend_link, verification_email
 from app.models import ActionPurpose, User, UserSession
-from app.models.base import utcnow
 from app.repositories import SessionRepository, UserRepository
 from app.repositories.users import normalize_email
-from app.security.password_policy import PasswordPolicy
-from app.security.passwords import PasswordHasher
 from app.services.account_recovery import VERIFY_PATH
 from app.services.action_tokens import ActionTokens
 from app.services.audit import AuditEventType, AuditTrail
 from app.services.auth import duplicate_user_error
 from app.services.client_info import ClientInfo
+from app.services.context import ServiceContext
 from app.services.errors import InvalidInput, NotFound
-from app.services.outbox import MailOutbox
 from app.services.sessions import SessionManager
 from app.services.unit_of_work import unit_of_work
 
@@ -37,26 +32,20 @@ class WrongCurrentPassword(InvalidInput):
 
 
 class AccountService:
-    def __init__(
-        self,
-        session: AsyncSession,
-        settings: Settings,
-        *,
-        hasher: PasswordHasher,
-        outbox: MailOutbox,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
+    def __init__(self, session: AsyncSession, context: ServiceContext) -> None:
         self.session = session
-        self.outbox = outbox
+        self.context = context
+        self.settings = context.settings
+        self.hasher = context.hasher
+        self.limiter = context.limiter
+        self.outbox = context.outbox
+        self.clock = context.clock
+        self.policy = context.policy
         self.tokens = ActionTokens(session)
-        self.settings = settings
-        self.hasher = hasher
-        self.clock = clock
         self.users = UserRepository(session)
         self.session_rows = SessionRepository(session)
-        self.sessions = SessionManager(session, settings)
+        self.sessions = SessionManager(session, context.settings)
         self.audit = AuditTrail(session)
-        self.policy = PasswordPolicy.from_settings(settings)
 
     async def update_profile(
         self,

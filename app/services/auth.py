@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import Settings
 from app.models import User
-from app.models.base import utcnow
 from app.repositories import PermissionRepository, UserRepository
 from app.repositories.users import normalize_email
 from app.security.opaque_tokens import token_digest
-from app.security.password_policy import PasswordPolicy
-from app.security.passwords import PasswordHasher
 from app.services.audit import AuditEventType, AuditTrail
 from app.services.authentication import AccessTokenDecoder
 from app.services.client_info import ClientInfo
+from app.services.context import ServiceContext
 from app.services.errors import Conflict, InvalidCredentials
-from app.services.rate_limits import LimitName, RateLimiter
+from app.services.rate_limits import LimitName
 from app.services.sessions import RefreshTokenReused, SessionManager
 from app.services.token_issuer import TokenIssuer, TokenResponse
 from app.services.unit_of_work import unit_of_work
@@ -48,26 +43,25 @@ class AuthService:
     def __init__(
         self,
         session: AsyncSession,
-        settings: Settings,
+        context: ServiceContext,
         *,
-        hasher: PasswordHasher,
-        limiter: RateLimiter,
         issuer: TokenIssuer,
         decoder: AccessTokenDecoder,
-        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.session = session
-        self.settings = settings
-        self.hasher = hasher
-        self.limiter = limiter
+        self.context = context
+        self.settings = context.settings
+        self.hasher = context.hasher
+        self.limiter = context.limiter
+        self.outbox = context.outbox
+        self.clock = context.clock
+        self.policy = context.policy
         self.issuer = issuer
         self.decoder = decoder
-        self.clock = clock
         self.users = UserRepository(session)
         self.permissions = PermissionRepository(session)
-        self.sessions = SessionManager(session, settings)
+        self.sessions = SessionManager(session, context.settings)
         self.audit = AuditTrail(session)
-        self.policy = PasswordPolicy.from_settings(settings)
 
     async def register(
         self,
