@@ -17,7 +17,7 @@ from app.repositories.users import normalize_email
 from app.services.action_tokens import ActionTokens
 from app.services.audit import AuditEventType, AuditTrail
 from app.services.client_info import ClientInfo
-from app.services.context import ServiceContext
+from app.services.context import Service, ServiceContext
 from app.services.rate_limits import LimitName
 from app.services.sessions import SessionManager
 from app.services.unit_of_work import unit_of_work
@@ -26,16 +26,9 @@ VERIFY_PATH = "verify"
 RESET_PATH = "reset-password"
 
 
-class AccountRecoveryService:
+class AccountRecoveryService(Service):
     def __init__(self, session: AsyncSession, context: ServiceContext) -> None:
-        self.session = session
-        self.context = context
-        self.settings = context.settings
-        self.hasher = context.hasher
-        self.limiter = context.limiter
-        self.outbox = context.outbox
-        self.clock = context.clock
-        self.policy = context.policy
+        super().__init__(session, context)
         self.users = UserRepository(session)
         self.tokens = ActionTokens(session)
         self.sessions = SessionManager(session, context.settings)

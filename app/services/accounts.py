@@ -17,7 +17,7 @@ from app.services.action_tokens import ActionTokens
 from app.services.audit import AuditEventType, AuditTrail
 from app.services.auth import duplicate_user_error
 from app.services.client_info import ClientInfo
-from app.services.context import ServiceContext
+from app.services.context import Service, ServiceContext
 from app.services.errors import InvalidInput, NotFound
 from app.services.sessions import SessionManager
 from app.services.unit_of_work import unit_of_work
@@ -31,16 +31,9 @@ class WrongCurrentPassword(InvalidInput):
     default_detail = "The current password is not correct."
 
 
-class AccountService:
+class AccountService(Service):
     def __init__(self, session: AsyncSession, context: ServiceContext) -> None:
-        self.session = session
-        self.context = context
-        self.settings = context.settings
-        self.hasher = context.hasher
-        self.limiter = context.limiter
-        self.outbox = context.outbox
-        self.clock = context.clock
-        self.policy = context.policy
+        super().__init__(session, context)
         self.tokens = ActionTokens(session)
         self.users = UserRepository(session)
         self.session_rows = SessionRepository(session)

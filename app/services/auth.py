@@ -14,7 +14,7 @@ from app.security.opaque_tokens import token_digest
 from app.services.audit import AuditEventType, AuditTrail
 from app.services.authentication import AccessTokenDecoder
 from app.services.client_info import ClientInfo
-from app.services.context import ServiceContext
+from app.services.context import Service, ServiceContext
 from app.services.errors import Conflict, InvalidCredentials
 from app.services.rate_limits import LimitName
 from app.services.sessions import RefreshTokenReused, SessionManager
@@ -39,7 +39,7 @@ class LoginFailed(InvalidCredentials):
     default_detail = "Invalid username or password."
 
 
-class AuthService:
+class AuthService(Service):
     def __init__(
         self,
         session: AsyncSession,
@@ -48,14 +48,7 @@ class AuthService:
         issuer: TokenIssuer,
         decoder: AccessTokenDecoder,
     ) -> None:
-        self.session = session
-        self.context = context
-        self.settings = context.settings
-        self.hasher = context.hasher
-        self.limiter = context.limiter
-        self.outbox = context.outbox
-        self.clock = context.clock
-        self.policy = context.policy
+        super().__init__(session, context)
         self.issuer = issuer
         self.decoder = decoder
         self.users = UserRepository(session)

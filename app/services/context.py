@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.config import Settings
 from app.models.base import utcnow
 from app.security.password_policy import PasswordPolicy
@@ -25,3 +27,17 @@ class ServiceContext:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "policy", PasswordPolicy.from_settings(self.settings))
+
+
+class Service:
+    """Base of the use-case services: the request's session plus the shared context."""
+
+    def __init__(self, session: AsyncSession, context: ServiceContext) -> None:
+        self.session = session
+        self.context = context
+        self.settings = context.settings
+        self.hasher = context.hasher
+        self.limiter = context.limiter
+        self.outbox = context.outbox
+        self.clock = context.clock
+        self.policy = context.policy
