@@ -128,6 +128,33 @@ async def test_expired_verification_link_is_refused(
     assert (await client.post("/auth/verify", json={"token": token})).status_code == 400
 
 
+async def test_reset_link_expires_after_30_minutes(
+    client: httpx.AsyncClient, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    await register(client)
+    await forgot(client)
+    token = extract_token(await mail_for(smtp_server, "ada@example.com"))
+    clock.advance(minutes=30, seconds=1)
+
+    assert (await reset(client, token, NEW_PASSWORD)).status_code == 400
+    assert (await password_grant(client, "ada@example.com", PASSWORD)).status_code == 200
+
+
+@pytest.mark.usefixtures("app")
+async def test_concurrent_redemptions_of_one_reset_link_let_one_win(
+    client: httpx.AsyncClient, smtp_server: SmtpServer
+) -> None:
+    await register(client)
+    await forgot(client)
+    token = extract_token(await mail_for(smtp_server, "ada@example.com"))
+
+    responses = await asyncio.gather(
+        *(reset(client, token, f"{NEW_PASSWORD} number {i}") for i in range(4))
+    )
+
+    assert sorted(r.status_code for r in responses) == [204, 400, 400, 400]
+
+
 @pytest.mark.usefixtures("app")
 async def test_links_only_work_for_their_own_purpose(
     client: httpx.AsyncClient, smtp_server: SmtpServer
