@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 import uuid
 
@@ -200,16 +199,18 @@ def settings_overrides() -> dict[str, object]:
 async def test_unknown_user_takes_as_long_as_a_wrong_password(client: httpx.AsyncClient) -> None:
     await register(client)
 
-    async def median_seconds(username: str) -> float:
+    async def fastest_seconds(username: str) -> float:
+        # The fastest of several tries: other tests share the CPU, and noise only adds time.
         samples = []
-        for _ in range(7):
+        for _ in range(9):
             started = time.perf_counter()
             response = await password_grant(client, username, "wrong password but long")
             samples.append(time.perf_counter() - started)
             assert response.status_code == 400
-        return statistics.median(samples)
+        return min(samples)
 
-    known = await median_seconds("ada@example.com")
-    unknown = await median_seconds("nobody@example.com")
+    known = await fastest_seconds("ada@example.com")
+    unknown = await fastest_seconds("nobody@example.com")
 
-    assert 0.5 < unknown / known < 2.0
+    # Skipping the hash for unknown users would make them 10x+ faster; parity is within noise.
+    assert 1 / 3 < unknown / known < 3

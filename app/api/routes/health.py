@@ -14,7 +14,7 @@ from app.services.health import HealthService
 router = APIRouter(prefix="/health", tags=["health"])
 
 
-def get_health_service(engine: EngineDep, settings: SettingsDep) -> HealthService:
+async def get_health_service(engine: EngineDep, settings: SettingsDep) -> HealthService:
     return HealthService(engine, timeout_seconds=settings.db_connect_timeout_seconds)
 
 
