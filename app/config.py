@@ -61,7 +61,9 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_parallelism: int = Field(default=1, ge=1)
     password_hash_workers: int | None = Field(
-        default=None, ge=1, description="Threads hashing passwords. Default: CPU count."
+        default=None,
+        ge=1,
+        description="Threads hashing passwords. Default: CPUs this process may use.",
     )
 
     # --- tokens ---

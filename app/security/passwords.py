@@ -34,6 +34,15 @@ BCRYPT_MAX_PASSWORD_BYTES = 72
 HASH_THREAD_NICENESS = 19
 
 
+def _usable_cpus() -> int:
+    # The CPUs this process may run on (taskset, cgroups cpusets), not all the machine has:
+    # more hashing threads than usable cores only makes them evict each other's memory.
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def _lower_thread_priority() -> None:
     with contextlib.suppress(OSError, AttributeError):  # not Linux, or not permitted
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_THREAD_NICENESS)
@@ -69,7 +78,7 @@ class PasswordHasher:
     def __init__(self, parameters: Argon2Parameters, *, workers: int | None = None) -> None:
         """Build the hasher; computes one dummy hash, so construction costs one hash."""
         self._parameters = parameters
-        self._workers = workers or os.cpu_count() or 1
+        self._workers = workers or _usable_cpus()
         self._executor = ThreadPoolExecutor(
             max_workers=self._workers,
             thread_name_prefix="password-hash",

@@ -108,7 +108,7 @@ def test_worker_count_comes_from_settings_or_defaults_to_the_cpu_count() -> None
     )
 
     assert PasswordHasher.from_settings(settings).workers == 3
-    assert PasswordHasher(CHEAP).workers == (os.cpu_count() or 1)
+    assert PasswordHasher(CHEAP).workers == len(os.sched_getaffinity(0))
 
 
 # --- verification ------------------------------------------------------------------------
