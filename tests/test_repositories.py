@@ -19,6 +19,7 @@ from app.repositories import (
     RefreshTokenRepository,
     RoleRepository,
     SessionRepository,
+    UniqueViolation,
     UserRepository,
 )
 
@@ -66,8 +67,21 @@ async def test_duplicate_email_is_refused_by_the_database(session: AsyncSession)
     users = UserRepository(session)
     await users.create(email="ada@example.com")
 
-    with pytest.raises(IntegrityError):
+    with pytest.raises(UniqueViolation) as refused:
         await users.create(email="ada@example.com")
+
+    assert refused.value.field == "email"
+
+
+async def test_duplicate_username_on_update_names_the_field(session: AsyncSession) -> None:
+    users = UserRepository(session)
+    await users.create(email="ada@example.com", username="ada")
+    bob = await users.create(email="bob@example.com")
+
+    with pytest.raises(UniqueViolation) as refused:
+        await users.update(bob, username="ada")
+
+    assert refused.value.field == "username"
 
 
 async def test_mixed_case_email_written_around_the_service_is_refused(

@@ -2,7 +2,7 @@
 
 from app.repositories.action_tokens import ActionTokenRepository
 from app.repositories.audit_events import AuditEventRepository
-from app.repositories.base import BaseRepository, InvalidCursor, Page
+from app.repositories.base import BaseRepository, InvalidCursor, Page, UniqueViolation
 from app.repositories.oauth_accounts import OAuthAccountRepository
 from app.repositories.roles import PermissionRepository, RoleRepository
 from app.repositories.service_clients import ServiceClientRepository
@@ -21,5 +21,6 @@ __all__ = [
     "RoleRepository",
     "ServiceClientRepository",
     "SessionRepository",
+    "UniqueViolation",
     "UserRepository",
 ]

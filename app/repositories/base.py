@@ -12,8 +12,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, delete, exists, func, inspect, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    UniqueConstraint,
+    delete,
+    exists,
+    func,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.base import UUIDPrimaryKey
@@ -23,6 +34,17 @@ ModelT = TypeVar("ModelT", bound=UUIDPrimaryKey)
 
 class InvalidCursor(ValueError):
     """A pagination cursor that this service did not issue."""
+
+
+class UniqueViolation(IntegrityError):
+    """A write collided with a single-column unique constraint; `field` names the column.
+
+    Still an `IntegrityError`, so callers that only care that the write failed need not know.
+    """
+
+    def __init__(self, error: IntegrityError, field: str) -> None:
+        super().__init__(error.statement, error.params, error.orig)  # type: ignore[arg-type]
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +93,30 @@ class BaseRepository(Generic[ModelT]):
 
     async def add(self, entity: ModelT) -> ModelT:
         self.session.add(entity)
-        await self.session.flush()
+        await self._flush()
         await self._refresh_if_stale(entity)
         return entity
+
+    async def _flush(self) -> None:
+        try:
+            await self.session.flush()
+        except IntegrityError as error:
+            field = self._unique_field_named_in(error)
+            if field is None:
+                raise
+            raise UniqueViolation(error, field) from error
+
+    def _unique_field_named_in(self, error: IntegrityError) -> str | None:
+        # PostgreSQL names the constraint (uq_users_email), SQLite the column (users.email);
+        # both names are known from the model, so no dialect-specific error codes are needed.
+        message = str(error.orig)
+        table = inspect(self.model).local_table
+        for constraint in table.constraints:
+            if isinstance(constraint, UniqueConstraint) and len(constraint.columns) == 1:
+                column = next(iter(constraint.columns)).name
+                if f'"{constraint.name}"' in message or f"{table.name}.{column}" in message:
+                    return column
+        return None
 
     async def _refresh_if_stale(self, entity: ModelT) -> None:
         # Load only what is not yet known (server-filled columns, relationships): a refresh of
@@ -134,7 +177,7 @@ class BaseRepository(Generic[ModelT]):
             if not hasattr(type(entity), name):
                 raise AttributeError(f"{type(entity).__name__} has no attribute {name!r}")
             setattr(entity, name, value)
-        await self.session.flush()
+        await self._flush()
         await self._refresh_if_stale(entity)
         return entity
 

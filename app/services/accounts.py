@@ -5,20 +5,19 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.mail import email_changed_notice, frontend_link, verification_email
 from app.models import ActionPurpose, User, UserSession
 from app.repositories import SessionRepository, UserRepository
+from app.repositories.base import UniqueViolation
 from app.repositories.users import normalize_email
 from app.services.account_recovery import VERIFY_PATH
 from app.services.action_tokens import ActionTokens
 from app.services.audit import AuditEventType, AuditTrail
-from app.services.auth import duplicate_user_error
 from app.services.client_info import ClientInfo
 from app.services.context import Service, ServiceContext
-from app.services.errors import InvalidInput, NotFound
+from app.services.errors import InvalidInput, NotFound, user_conflict
 from app.services.sessions import SessionManager
 from app.services.unit_of_work import unit_of_work
 
@@ -85,8 +84,8 @@ class AccountService(Service):
                         user_id=user.id,
                         fields=sorted(values),
                     )
-        except IntegrityError as error:
-            raise duplicate_user_error(error) from None
+        except UniqueViolation as violation:
+            raise user_conflict(violation.field) from None
         if email_changes:
             link = frontend_link(self.settings, VERIFY_PATH, verification_token)
             valid_for = timedelta(seconds=self.settings.verify_email_token_ttl_seconds)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import User
 from app.repositories import PermissionRepository, UserRepository
+from app.repositories.base import UniqueViolation
 from app.repositories.users import normalize_email
 from app.security.opaque_tokens import token_digest
 from app.services.audit import AuditEventType, AuditTrail
 from app.services.authentication import AccessTokenDecoder
 from app.services.client_info import ClientInfo
 from app.services.context import Service, ServiceContext
-from app.services.errors import Conflict, InvalidCredentials
+from app.services.errors import InvalidCredentials, user_conflict
 from app.services.rate_limits import LimitName
 from app.services.sessions import RefreshTokenReused, SessionManager
 from app.services.token_issuer import TokenIssuer, TokenResponse
@@ -23,14 +23,6 @@ from app.services.unit_of_work import unit_of_work
 
 # Scopes any signed-in user may ask for; everything else must be a permission they hold.
 BASIC_SCOPES = frozenset({"openid", "profile", "email"})
-
-
-class EmailAlreadyRegistered(Conflict):
-    default_detail = "An account with this email address already exists."
-
-
-class UsernameTaken(Conflict):
-    default_detail = "This username is already taken."
 
 
 class LoginFailed(InvalidCredentials):
@@ -79,8 +71,8 @@ class AuthService(Service):
                 await self.audit.record(
                     AuditEventType.user_registered, client=client, user_id=user.id
                 )
-        except IntegrityError as error:
-            raise duplicate_user_error(error) from None
+        except UniqueViolation as violation:
+            raise user_conflict(violation.field) from None
         return user
 
     async def password_grant(
@@ -230,10 +222,3 @@ class AuthService(Service):
                 # of the audit trail.
                 identifier_digest=token_digest(account_key)[:16],
             )
-
-
-def duplicate_user_error(error: IntegrityError) -> Conflict:
-    message = str(error.orig).lower()
-    if "username" in message:
-        return UsernameTaken()
-    return EmailAlreadyRegistered()

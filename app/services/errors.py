@@ -21,6 +21,19 @@ class Conflict(DomainError):
     default_detail = "The request conflicts with the current state of the resource."
 
 
+class EmailAlreadyRegistered(Conflict):
+    default_detail = "An account with this email address already exists."
+
+
+class UsernameTaken(Conflict):
+    default_detail = "This username is already taken."
+
+
+def user_conflict(field: str) -> Conflict:
+    """The conflict a duplicate value of the user's unique `field` means to the caller."""
+    return UsernameTaken() if field == "username" else EmailAlreadyRegistered()
+
+
 class InvalidInput(DomainError):
     default_detail = "The request is not valid."
 
