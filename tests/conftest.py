@@ -26,6 +26,7 @@ from app.db import create_engine, create_session_factory
 from app.main import create_app
 from app.models import Base
 from app.schema_migrations import upgrade_to_head
+from tests.state import FrozenClock
 
 DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 BACKENDS = ("postgresql", "sqlite")
@@ -179,6 +180,14 @@ async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[FastAPI]
     async with app.router.lifespan_context(app):
         yield app
     await _empty_all_tables(engine)
+
+
+@pytest.fixture
+def clock(app: FastAPI) -> FrozenClock:
+    """Replace the app's clock with one the test advances by hand."""
+    clock = FrozenClock()
+    app.state.clock = clock
+    return clock
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.repositories import UserRepository
 from tests.flows import bearer, register_and_sign_in
+from tests.state import change_user, delete_user
 
 pytestmark = pytest.mark.usefixtures("app")
 
@@ -134,11 +134,7 @@ async def test_token_of_a_deleted_user_is_rejected(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     tokens = await register_and_sign_in(client)
-    users = UserRepository(session)
-    user = await users.get_by_email("ada@example.com")
-    assert user is not None
-    await users.delete(user.id)
-    await session.commit()
+    await delete_user(session, "ada@example.com")
 
     assert await status_with(client, tokens["access_token"]) == 401
 
@@ -147,10 +143,6 @@ async def test_token_with_an_outdated_version_is_rejected(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     tokens = await register_and_sign_in(client)
-    users = UserRepository(session)
-    user = await users.get_by_email("ada@example.com")
-    assert user is not None
-    await users.update(user, token_version=user.token_version + 1)
-    await session.commit()
+    await change_user(session, "ada@example.com", token_version=1)
 
     assert await status_with(client, tokens["access_token"]) == 401

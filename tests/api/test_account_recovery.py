@@ -9,9 +9,7 @@ from email.message import EmailMessage
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from tests.api.test_refresh import FrozenClock
 from tests.flows import (
     PASSWORD,
     bearer,
@@ -22,6 +20,7 @@ from tests.flows import (
     sign_in,
 )
 from tests.mail.smtp_server import SmtpServer, extract_token, html_part, smtp_server, text_part
+from tests.state import FrozenClock
 
 __all__ = ["smtp_server"]  # the fixture, re-exported for pytest
 
@@ -38,13 +37,6 @@ def settings_overrides(smtp_server: SmtpServer) -> dict[str, object]:
         "frontend_url": FRONTEND,
         "email_send_attempts": 1,
     }
-
-
-@pytest.fixture
-def clock(app: FastAPI) -> FrozenClock:
-    clock = FrozenClock()
-    app.state.clock = clock
-    return clock
 
 
 async def mail_for(smtp_server: SmtpServer, address: str) -> EmailMessage:

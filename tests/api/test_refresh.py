@@ -3,35 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
-from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.repositories import AuditEventRepository, SessionRepository, UserRepository
+from app.repositories import AuditEventRepository, SessionRepository
 from tests.flows import bearer, refresh, register_and_sign_in
-
-
-class FrozenClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def clock(app: FastAPI) -> FrozenClock:
-    clock = FrozenClock()
-    app.state.clock = clock
-    return clock
+from tests.state import FrozenClock, change_user
 
 
 async def test_refresh_rotates_the_pair(client: httpx.AsyncClient) -> None:
@@ -153,11 +131,7 @@ async def test_deactivated_user_cannot_refresh(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     tokens = await register_and_sign_in(client)
-    users = UserRepository(session)
-    user = await users.get_by_email("ada@example.com")
-    assert user is not None
-    await users.update(user, is_active=False)
-    await session.commit()
+    await change_user(session, "ada@example.com", is_active=False)
 
     assert (await refresh(client, tokens["refresh_token"])).status_code == 400
     me = await client.get("/users/me", headers=bearer(tokens["access_token"]))

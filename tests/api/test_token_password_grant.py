@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.repositories import AuditEventRepository, UserRepository
 from tests.flows import PASSWORD, bearer, password_grant, register, sign_in
+from tests.state import change_user
 
 pytestmark = pytest.mark.usefixtures("app")
 
@@ -78,11 +79,7 @@ async def test_unknown_user_wrong_password_and_inactive_user_look_the_same(
 ) -> None:
     await register(client, "ada@example.com")
     await register(client, "off@example.com")
-    users = UserRepository(session)
-    inactive = await users.get_by_email("off@example.com")
-    assert inactive is not None
-    await users.update(inactive, is_active=False)
-    await session.commit()
+    await change_user(session, "off@example.com", is_active=False)
 
     responses = [
         await password_grant(client, "nobody@example.com"),
@@ -173,17 +170,13 @@ async def test_bcrypt_hash_is_accepted_and_upgraded_to_argon2id(
     import bcrypt
 
     await register(client)
-    users = UserRepository(session)
-    user = await users.get_by_email("ada@example.com")
-    assert user is not None
     legacy = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
-    await users.update(user, hashed_password=legacy)
-    await session.commit()
+    await change_user(session, "ada@example.com", hashed_password=legacy)
 
     assert (await password_grant(client, "ada@example.com")).status_code == 200
 
     session.expire_all()
-    upgraded = await users.get_by_email("ada@example.com")
+    upgraded = await UserRepository(session).get_by_email("ada@example.com")
     assert upgraded is not None
     assert upgraded.hashed_password is not None
     assert upgraded.hashed_password.startswith("$argon2id$")
