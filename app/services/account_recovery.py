@@ -6,11 +6,12 @@ sent when it does, after the transaction has committed.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.mail import frontend_link, password_reset_email, verification_email
+from app.config import Settings
+from app.mail import OutgoingEmail, frontend_link, password_reset_email, verification_email
 from app.models import ActionPurpose, User
 from app.repositories import UserRepository
 from app.repositories.users import normalize_email
@@ -26,6 +27,19 @@ VERIFY_PATH = "verify"
 RESET_PATH = "reset-password"
 
 
+async def issue_verification(
+    tokens: ActionTokens, user: User, settings: Settings, now: datetime
+) -> OutgoingEmail:
+    """A new verification link for the user's current address, and the mail that carries it.
+
+    The caller sends the mail only after its transaction has committed.
+    """
+    valid_for = timedelta(seconds=settings.verify_email_token_ttl_seconds)
+    raw = await tokens.issue(user, ActionPurpose.verify_email, valid_for=valid_for, now=now)
+    link = frontend_link(settings, VERIFY_PATH, raw)
+    return verification_email(user.email, link, valid_for)
+
+
 class AccountRecoveryService(Service):
     def __init__(self, session: AsyncSession, context: ServiceContext) -> None:
         super().__init__(session, context)
@@ -33,10 +47,6 @@ class AccountRecoveryService(Service):
         self.tokens = ActionTokens(session)
         self.sessions = SessionManager(session, context.settings)
         self.audit = AuditTrail(session)
-
-    @property
-    def verify_valid_for(self) -> timedelta:
-        return timedelta(seconds=self.settings.verify_email_token_ttl_seconds)
 
     @property
     def reset_valid_for(self) -> timedelta:
@@ -49,14 +59,8 @@ class AccountRecoveryService(Service):
             user = await self.users.get_by_email(email)
             if user is None or user.is_verified or not user.is_active:
                 return
-            raw = await self.tokens.issue(
-                user, ActionPurpose.verify_email, valid_for=self.verify_valid_for, now=self.clock()
-            )
-        self.send_verification(user.email, raw)
-
-    def send_verification(self, address: str, raw_token: str) -> None:
-        link = frontend_link(self.settings, VERIFY_PATH, raw_token)
-        self.outbox.send_later(verification_email(address, link, self.verify_valid_for))
+            mail = await issue_verification(self.tokens, user, self.settings, self.clock())
+        self.outbox.send_later(mail)
 
     async def verify_email(self, raw_token: str, client: ClientInfo) -> User:
         """Mark the account verified; the link is spent."""

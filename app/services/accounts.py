@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.mail import email_changed_notice, frontend_link, verification_email
+from app.mail import email_changed_notice
 from app.models import ActionPurpose, User, UserSession
 from app.repositories import SessionRepository, UserRepository
 from app.repositories.base import UniqueViolation
 from app.repositories.users import normalize_email
-from app.services.account_recovery import VERIFY_PATH
+from app.services.account_recovery import issue_verification
 from app.services.action_tokens import ActionTokens
 from app.services.audit import AuditEventType, AuditTrail
 from app.services.client_info import ClientInfo
@@ -53,26 +52,22 @@ class AccountService(Service):
         address gets a verification link and the old one a notice.
         """
         user = await self._load(user_id)
-        values = dict(changes)
-        if "username" in values and values["username"] is not None:
-            values["username"] = values["username"].strip().lower()
+        values: dict[str, object] = dict(changes)
+        if changes.get("username") is not None:
+            values["username"] = str(changes["username"]).strip().lower()
         new_email = values.pop("email", None)
         old_email = user.email
-        email_changes = new_email is not None and normalize_email(new_email) != user.email
+        email_changes = new_email is not None and normalize_email(str(new_email)) != user.email
         if email_changes:
-            assert new_email is not None
             await self._require_current_password(user, current_password)
-            values["email"] = normalize_email(new_email)
-            values["is_verified"] = False  # type: ignore[assignment]
+            values["email"] = normalize_email(str(new_email))
+            values["is_verified"] = False
         try:
             async with unit_of_work(self.session):
                 user = await self.users.update(user, **values)
                 if email_changes:
-                    verification_token = await self.tokens.issue(
-                        user,
-                        ActionPurpose.verify_email,
-                        valid_for=timedelta(seconds=self.settings.verify_email_token_ttl_seconds),
-                        now=self.clock(),
+                    verification = await issue_verification(
+                        self.tokens, user, self.settings, self.clock()
                     )
                     await self.audit.record(
                         AuditEventType.email_changed, client=client, user_id=user.id
@@ -87,9 +82,7 @@ class AccountService(Service):
         except UniqueViolation as violation:
             raise user_conflict(violation.field) from None
         if email_changes:
-            link = frontend_link(self.settings, VERIFY_PATH, verification_token)
-            valid_for = timedelta(seconds=self.settings.verify_email_token_ttl_seconds)
-            self.outbox.send_later(verification_email(user.email, link, valid_for))
+            self.outbox.send_later(verification)
             self.outbox.send_later(email_changed_notice(old_email, user.email))
         return user
 

@@ -50,10 +50,6 @@ class Principal:
     session_id: uuid.UUID
     claims: Mapping[str, Any]
 
-    @property
-    def scopes(self) -> frozenset[str]:
-        return frozenset(str(self.claims.get("scope", "")).split())
-
 
 _USER_COLUMNS = (
     User.id,
