@@ -139,3 +139,16 @@ async def test_registration_is_audited(client: httpx.AsyncClient, session: Async
     events = await AuditEventRepository(session).list_by(type="user.registered")
     assert [str(e.user_id) for e in events] == [user["id"]]
     assert events[0].ip == "127.0.0.1"
+
+
+@pytest.mark.parametrize("length", [1025, 5000])
+async def test_oversized_password_is_422_and_nothing_is_created(
+    client: httpx.AsyncClient, session: AsyncSession, length: int
+) -> None:
+    response = await client.post(
+        "/auth/register", json={"email": "ada@example.com", "password": "x" * length}
+    )
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert await UserRepository(session).count() == 0
