@@ -1,6 +1,6 @@
 """Shared fixtures: a real PostgreSQL and a SQLite database per test worker, migrated once.
 
-Every database-backed test runs on both backends (the `backend` parameter). Tables are emptied
+Every database-backed test runs on both backends (the `backend` parameter). Tables are reset
 after each test, so tests see a fresh schema without paying for a migration each time.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -132,21 +132,48 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-async def _empty_all_tables(engine: AsyncEngine) -> None:
+# Rows the migrations insert (built-in permissions and the admin role): put back after each
+# test, so every test starts from what a freshly migrated database holds.
+SEEDED_TABLES = ("permissions", "roles", "role_permissions")
+ResetDatabase = Callable[[], Awaitable[None]]
+
+
+@pytest.fixture(scope="session")
+async def reset_database(engine: AsyncEngine) -> ResetDatabase:
+    """Empties every table and restores the migrations' seed rows."""
+    async with engine.connect() as connection:
+        seed = {
+            name: [
+                dict(row._mapping)
+                for row in await connection.execute(Base.metadata.tables[name].select())
+            ]
+            for name in SEEDED_TABLES
+        }
     tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
-    async with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            await connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                await connection.execute(text(f"DELETE FROM {table}"))
+
+    async def reset() -> None:
+        async with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                await connection.execute(
+                    text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+                )
+            else:
+                for table in tables:
+                    await connection.execute(text(f"DELETE FROM {table}"))
+            for name in SEEDED_TABLES:
+                if seed[name]:
+                    await connection.execute(Base.metadata.tables[name].insert(), seed[name])
+
+    return reset
 
 
 @pytest.fixture
-async def session_factory(engine: AsyncEngine) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """Sessions over the worker's database; every table is emptied after the test."""
+async def session_factory(
+    engine: AsyncEngine, reset_database: ResetDatabase
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions over the worker's database; every table is reset after the test."""
     yield create_session_factory(engine)
-    await _empty_all_tables(engine)
+    await reset_database()
 
 
 @pytest.fixture
@@ -175,11 +202,11 @@ def settings(database_url: str, keys_dir: Path, settings_overrides: dict[str, ob
 
 
 @pytest.fixture
-async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[FastAPI]:
+async def app(settings: Settings, reset_database: ResetDatabase) -> AsyncIterator[FastAPI]:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         yield app
-    await _empty_all_tables(engine)
+    await reset_database()
 
 
 @pytest.fixture

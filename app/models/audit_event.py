@@ -16,6 +16,7 @@ class AuditEvent(UUIDPrimaryKey, CreatedAt, Base):
     __table_args__ = (
         Index("ix_audit_events_user_id_id", "user_id", "id"),
         Index("ix_audit_events_type_id", "type", "id"),
+        Index("ix_audit_events_actor_id_id", "actor_id", "id"),
     )
 
     type: Mapped[str] = mapped_column(String(64))

@@ -23,7 +23,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -97,6 +96,11 @@ class BaseRepository(Generic[ModelT]):
         await self._refresh_if_stale(entity)
         return entity
 
+    async def add_all(self, entities: Iterable[ModelT]) -> None:
+        """Insert many rows with one flush (batched by the driver); nothing is reloaded."""
+        self.session.add_all(entities)
+        await self._flush()
+
     async def _flush(self) -> None:
         try:
             await self.session.flush()
@@ -143,17 +147,25 @@ class BaseRepository(Generic[ModelT]):
         return list(result.scalars().all())
 
     async def list_page(
-        self, *where: ColumnElement[bool], limit: int, cursor: str | None = None, **filters: Any
+        self,
+        *where: ColumnElement[bool],
+        limit: int,
+        cursor: str | None = None,
+        newest_first: bool = False,
+        **filters: Any,
     ) -> Page[ModelT]:
-        """One page in primary-key order, continuing after `cursor`.
+        """One page in primary-key order (creation order: ids are UUIDv7), continuing after
+        `cursor`; `newest_first` walks from the newest row back.
 
         Keyset pagination: a page is defined by the last id seen, not an offset, so rows
         inserted or deleted elsewhere never shift, duplicate or skip the rows still to come.
         """
         statement = self._select(*where, **filters)
+        key = self.model.id
         if cursor is not None:
-            statement = statement.where(self.model.id > decode_cursor(cursor))
-        statement = statement.order_by(self.model.id).limit(limit + 1)
+            last = decode_cursor(cursor)
+            statement = statement.where(key < last if newest_first else key > last)
+        statement = statement.order_by(key.desc() if newest_first else key).limit(limit + 1)
         rows = list((await self.session.execute(statement)).scalars().all())
         has_more = len(rows) > limit
         items = rows[:limit]
@@ -181,30 +193,37 @@ class BaseRepository(Generic[ModelT]):
         await self._refresh_if_stale(entity)
         return entity
 
-    async def update_many(self, ids: Iterable[uuid.UUID], **values: Any) -> int:
-        """Update every row whose id is in `ids` with one statement; return rows matched."""
+    async def update_many(
+        self, ids: Iterable[uuid.UUID], *where: ColumnElement[bool], **values: Any
+    ) -> list[uuid.UUID]:
+        """Update the rows whose id is in `ids` (and that meet `where`) with one statement;
+        return the ids of the rows changed."""
         id_list = list(ids)
         if not id_list:
-            return 0
-        statement = update(self.model).where(self.model.id.in_(id_list)).values(**values)
-        return await self._rowcount(statement)
+            return []
+        statement = update(self.model).where(self.model.id.in_(id_list), *where).values(**values)
+        return await self._returning_ids(statement)
 
     # --- delete ----------------------------------------------------------------------------
 
     async def delete(self, entity_id: uuid.UUID) -> bool:
         """Delete by id; True when a row matched."""
-        return await self.delete_many([entity_id]) == 1
+        return bool(await self.delete_many([entity_id]))
 
-    async def delete_many(self, ids: Iterable[uuid.UUID]) -> int:
-        """Delete every row whose id is in `ids` with one statement; return rows deleted."""
+    async def delete_many(
+        self, ids: Iterable[uuid.UUID], *where: ColumnElement[bool]
+    ) -> list[uuid.UUID]:
+        """Delete the rows whose id is in `ids` (and that meet `where`) with one statement;
+        return the ids of the rows deleted."""
         id_list = list(ids)
         if not id_list:
-            return 0
-        statement = delete(self.model).where(self.model.id.in_(id_list))
-        return await self._rowcount(statement)
+            return []
+        statement = delete(self.model).where(self.model.id.in_(id_list), *where)
+        return await self._returning_ids(statement)
 
-    async def _rowcount(self, statement: Any) -> int:
-        # The default "auto" synchronisation also updates (or evicts) objects already loaded in
-        # the session, so callers never read a stale copy of a row changed here.
-        result: CursorResult[Any] = await self.session.execute(statement)  # type: ignore[assignment]
-        return int(result.rowcount)
+    async def _returning_ids(self, statement: Any) -> list[uuid.UUID]:
+        # RETURNING (PostgreSQL, SQLite >= 3.35) says which rows changed in the same round
+        # trip, and lets the session's "auto" synchronisation update or evict objects it has
+        # already loaded, so callers never read a stale copy of a row changed here.
+        result = await self.session.execute(statement.returning(self.model.id))
+        return list(result.scalars().all())

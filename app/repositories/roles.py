@@ -32,11 +32,25 @@ class PermissionRepository(BaseRepository[Permission]):
 
     async def codenames_for_user(self, user_id: uuid.UUID) -> set[str]:
         """Every permission the user holds through any of their roles."""
+        return await self.codenames_for_users([user_id])
+
+    async def codenames_for_users(self, user_ids: Iterable[uuid.UUID]) -> set[str]:
+        """Every permission any of the users holds through their roles."""
         statement = (
             select(Permission.codename)
             .join(role_permissions, role_permissions.c.permission_id == Permission.id)
             .join(user_roles, user_roles.c.role_id == role_permissions.c.role_id)
-            .where(user_roles.c.user_id == user_id)
+            .where(user_roles.c.user_id.in_(list(user_ids)))
+            .distinct()
+        )
+        return set((await self.session.execute(statement)).scalars().all())
+
+    async def codenames_for_roles(self, role_ids: Iterable[uuid.UUID]) -> set[str]:
+        """Every permission any of the roles holds."""
+        statement = (
+            select(Permission.codename)
+            .join(role_permissions, role_permissions.c.permission_id == Permission.id)
+            .where(role_permissions.c.role_id.in_(list(role_ids)))
             .distinct()
         )
         return set((await self.session.execute(statement)).scalars().all())

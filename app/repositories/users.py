@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, select
+import uuid
+
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import joinedload
 
-from app.models import User
-from app.repositories.base import BaseRepository
+from app.models import Role, User, user_roles
+from app.repositories.base import BaseRepository, Page
 
 
 def normalize_email(email: str) -> str:
@@ -33,3 +35,57 @@ class UserRepository(BaseRepository[User]):
         # Sign-in needs the roles for the token: one joined query instead of two round trips.
         statement = select(User).where(condition).options(joinedload(User.roles))
         return (await self.session.execute(statement)).unique().scalars().first()
+
+    async def get_for_update(self, user_id: uuid.UUID) -> User | None:
+        """Load a user and lock the row (PostgreSQL) until the transaction ends, so changes
+        decided on what was read cannot interleave with another request's."""
+        statement = (
+            select(User)
+            .where(User.id == user_id)
+            .with_for_update(of=User)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(statement)).scalars().first()
+
+    async def search(
+        self,
+        *,
+        query: str | None = None,
+        is_active: bool | None = None,
+        is_verified: bool | None = None,
+        role: str | None = None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> Page[User]:
+        """A page of users matching every given filter; `query` is a case-insensitive
+        substring of the email, username or full name."""
+        where: list[ColumnElement[bool]] = []
+        if query:
+            needle = query.strip().lower()
+            where.append(
+                or_(
+                    User.email.contains(needle, autoescape=True),
+                    User.username.contains(needle, autoescape=True),
+                    func.lower(User.full_name).contains(needle, autoescape=True),
+                )
+            )
+        if is_active is not None:
+            where.append(User.is_active.is_(is_active))
+        if is_verified is not None:
+            where.append(User.is_verified.is_(is_verified))
+        if role is not None:
+            holders = (
+                select(user_roles.c.user_id)
+                .join(Role, Role.id == user_roles.c.role_id)
+                .where(Role.name == role)
+            )
+            where.append(User.id.in_(holders))
+        return await self.list_page(*where, limit=limit, cursor=cursor)
+
+    async def lock_active_superuser_ids(self) -> set[uuid.UUID]:
+        """The active superusers, their rows locked until the transaction ends (PostgreSQL;
+        SQLite has a single writer anyway)."""
+        statement = (
+            select(User.id).where(User.is_superuser.is_(True), User.is_active.is_(True))
+        ).with_for_update()
+        return set((await self.session.execute(statement)).scalars().all())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import AuditEvent
 from app.repositories import AuditEventRepository
+from app.services.authorization import Actor
 from app.services.client_info import ClientInfo
 
 
@@ -28,6 +30,25 @@ class AuditEventType(StrEnum):
     email_verified = "email.verified"
     email_changed = "email.changed"
     profile_updated = "profile.updated"
+    # Administration: `actor_id` names the admin, `user_id` the account changed (if any).
+    user_created = "user.created"
+    user_updated = "user.updated"
+    user_activated = "user.activated"
+    user_deactivated = "user.deactivated"
+    user_deleted = "user.deleted"
+    user_roles_changed = "user.roles_changed"
+    user_sessions_ended = "user.sessions_ended"
+    superuser_granted = "user.superuser_granted"
+    superuser_revoked = "user.superuser_revoked"
+    role_created = "role.created"
+    role_updated = "role.updated"
+    role_deleted = "role.deleted"
+    role_permissions_changed = "role.permissions_changed"
+    permission_created = "permission.created"
+    permission_updated = "permission.updated"
+    permission_deleted = "permission.deleted"
+    client_created = "client.created"
+    client_deleted = "client.deleted"
 
 
 class AuditTrail:
@@ -53,4 +74,30 @@ class AuditTrail:
             ip=client.ip,
             user_agent=client.user_agent_truncated,
             details=details,
+        )
+
+    async def record_admin(
+        self,
+        event_type: AuditEventType,
+        actor: Actor,
+        *,
+        client: ClientInfo | None = None,
+        user_ids: Iterable[uuid.UUID | None] = (None,),
+        **details: Any,
+    ) -> None:
+        """One event per affected user (or one without a user), naming the admin who acted;
+        written with a single flush however many users a bulk action touched."""
+        client = client or ClientInfo()
+        if actor.id is None:
+            details = {**details, "via": "cli"}
+        await self.events.add_all(
+            AuditEvent(
+                type=event_type.value,
+                user_id=user_id,
+                actor_id=actor.id,
+                ip=client.ip,
+                user_agent=client.user_agent_truncated,
+                details=details,
+            )
+            for user_id in user_ids
         )

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from sqlalchemy import Uuid, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.models import Role, User, UserSession, user_roles
+from app.models import Permission, Role, User, UserSession, role_permissions, user_roles
 from app.services.errors import InvalidCredentials
 
 
@@ -81,6 +81,16 @@ _AUTHENTICATE = (
 )
 
 
+# The permissions a user holds through their roles, for the admin routes' checks.
+_PERMISSIONS = (
+    select(Permission.codename)
+    .join(role_permissions, role_permissions.c.permission_id == Permission.id)
+    .join(user_roles, user_roles.c.role_id == role_permissions.c.role_id)
+    .where(user_roles.c.user_id == bindparam("user_id", type_=Uuid()))
+    .distinct()
+)
+
+
 class Authenticator:
     """Verifies access tokens. Read-only: one query on a short-lived connection, no ORM
     session (creating and closing one costs more than the query on this hot path)."""
@@ -123,3 +133,10 @@ class Authenticator:
             created_at=first.created_at,
         )
         return Principal(user=user, session_id=session_id, claims=claims)
+
+    async def permissions_of(self, user: CurrentUser) -> frozenset[str]:
+        """What the user may do right now: read from the roles in the database, not from the
+        token, so a revoked permission stops working at once."""
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(_PERMISSIONS, {"user_id": user.id})
+            return frozenset(rows.scalars().all())
