@@ -10,7 +10,18 @@ import anyio
 from fastapi import FastAPI
 
 from app.api.problems import install_problem_handlers
-from app.api.routes import account_recovery, auth, health, users_me, well_known
+from app.api.routes import (
+    account_recovery,
+    admin_audit,
+    admin_clients,
+    admin_permissions,
+    admin_roles,
+    admin_users,
+    auth,
+    health,
+    users_me,
+    well_known,
+)
 from app.config import Settings, get_settings
 from app.db import create_engine, create_session_factory
 from app.mail import MailDispatcher, build_email_sender
@@ -61,4 +72,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(account_recovery.router)
     app.include_router(users_me.router)
     app.include_router(well_known.router)
+    for admin in (admin_users, admin_roles, admin_permissions, admin_clients, admin_audit):
+        app.include_router(admin.router)
     return app

@@ -23,6 +23,7 @@ from app.services.errors import (
     PermissionDenied,
     RateLimited,
     ServiceUnavailable,
+    Unprocessable,
 )
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ _DOMAIN_STATUS: dict[type[DomainError], tuple[HTTPStatus, str]] = {
     NotFound: (HTTPStatus.NOT_FOUND, "not-found"),
     Conflict: (HTTPStatus.CONFLICT, "conflict"),
     InvalidInput: (HTTPStatus.BAD_REQUEST, "invalid-input"),
+    Unprocessable: (HTTPStatus.UNPROCESSABLE_ENTITY, "unprocessable"),
     InvalidCredentials: (HTTPStatus.UNAUTHORIZED, "invalid-credentials"),
     PermissionDenied: (HTTPStatus.FORBIDDEN, "permission-denied"),
     RateLimited: (HTTPStatus.TOO_MANY_REQUESTS, "rate-limited"),

@@ -38,6 +38,12 @@ class InvalidInput(DomainError):
     default_detail = "The request is not valid."
 
 
+class Unprocessable(DomainError):
+    """Well-formed, but names things that do not exist or cannot be used (422)."""
+
+    default_detail = "The request refers to something that does not exist."
+
+
 class InvalidCredentials(DomainError):
     default_detail = "The credentials are not valid."
 

@@ -1,0 +1,52 @@
+"""Callers with administrative power, made the way an operator bootstraps them: a registered
+account promoted in the database (as `authsvc create-superuser` does), then signed in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.repositories import PermissionRepository, RoleRepository, UserRepository
+from tests.flows import bearer, register, sign_in
+
+
+async def grant(
+    session: AsyncSession,
+    email: str,
+    *,
+    superuser: bool = False,
+    roles: Iterable[str] = (),
+    permissions: Iterable[str] = (),
+) -> None:
+    """Make the user with `email` a superuser, give them existing `roles`, and give them
+    `permissions` through a role of their own. Commits."""
+    users = UserRepository(session)
+    user = await users.get_by_email(email)
+    assert user is not None, email
+    granted = await RoleRepository(session).list_by_names(list(roles))
+    codenames = list(permissions)
+    if codenames:
+        held = await PermissionRepository(session).list_by_codenames(codenames)
+        assert len(held) == len(codenames), f"unknown permission among {codenames}"
+        own = await RoleRepository(session).create(name=f"grant-{user.id}", permissions=held)
+        granted.append(own)
+    await users.update(user, is_superuser=superuser or user.is_superuser, roles=granted)
+    await session.commit()
+
+
+async def admin_headers(
+    client: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    email: str = "root@example.com",
+    *,
+    superuser: bool = False,
+    roles: Iterable[str] = (),
+    permissions: Iterable[str] = (),
+) -> dict[str, str]:
+    """Register `email`, grant it power (see `grant`), sign in; the bearer header."""
+    await register(client, email)
+    async with sessions() as session:
+        await grant(session, email, superuser=superuser, roles=roles, permissions=permissions)
+    return bearer((await sign_in(client, email))["access_token"])
