@@ -18,6 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
     delete,
     exists,
+    false,
     func,
     inspect,
     select,
@@ -128,6 +129,15 @@ class BaseRepository(Generic[ModelT]):
         unloaded = inspect(entity).unloaded
         if unloaded:
             await self.session.refresh(entity, attribute_names=list(unloaded))
+
+    async def _serialize_writers_on_sqlite(self) -> None:
+        # SQLite has no row locks, and its driver starts a transaction only at the first
+        # write, so a read-decide-write sequence would see stale data. A write that matches
+        # nothing takes the database's write lock first: concurrent writers then queue (busy
+        # timeout) and read fresh data, as `SELECT ... FOR UPDATE` makes them on PostgreSQL.
+        if self.session.get_bind().dialect.name == "sqlite":
+            table = inspect(self.model).local_table
+            await self.session.execute(update(table).where(false()).values(id=table.c.id))
 
     # --- read ------------------------------------------------------------------------------
 

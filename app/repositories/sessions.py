@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import update
@@ -39,8 +40,22 @@ class SessionRepository(BaseRepository[UserSession]):
         keep: uuid.UUID | None = None,
     ) -> int:
         """Revoke every live session of a user (but `keep`) in one statement."""
+        return await self.revoke_all_for_users([user_id], now, reason, keep=keep)
+
+    async def revoke_all_for_users(
+        self,
+        user_ids: Iterable[uuid.UUID],
+        now: datetime,
+        reason: str,
+        *,
+        keep: uuid.UUID | None = None,
+    ) -> int:
+        """Revoke every live session of the users (but `keep`) in one statement."""
+        ids = list(user_ids)
+        if not ids:
+            return 0
         statement = update(UserSession).where(
-            UserSession.user_id == user_id, UserSession.revoked_at.is_(None)
+            UserSession.user_id.in_(ids), UserSession.revoked_at.is_(None)
         )
         if keep is not None:
             statement = statement.where(UserSession.id != keep)

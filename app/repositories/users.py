@@ -39,6 +39,7 @@ class UserRepository(BaseRepository[User]):
     async def get_for_update(self, user_id: uuid.UUID) -> User | None:
         """Load a user and lock the row (PostgreSQL) until the transaction ends, so changes
         decided on what was read cannot interleave with another request's."""
+        await self._serialize_writers_on_sqlite()
         statement = (
             select(User)
             .where(User.id == user_id)
@@ -83,9 +84,13 @@ class UserRepository(BaseRepository[User]):
         return await self.list_page(*where, limit=limit, cursor=cursor)
 
     async def lock_active_superuser_ids(self) -> set[uuid.UUID]:
-        """The active superusers, their rows locked until the transaction ends (PostgreSQL;
-        SQLite has a single writer anyway)."""
+        """The active superusers, their rows locked until the transaction ends. Locked in id
+        order, so two transactions taking this lock never deadlock on each other."""
+        await self._serialize_writers_on_sqlite()
         statement = (
-            select(User.id).where(User.is_superuser.is_(True), User.is_active.is_(True))
-        ).with_for_update()
+            select(User.id)
+            .where(User.is_superuser.is_(True), User.is_active.is_(True))
+            .order_by(User.id)
+            .with_for_update()
+        )
         return set((await self.session.execute(statement)).scalars().all())

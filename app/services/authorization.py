@@ -125,6 +125,11 @@ class AccountGuard:
         if actor.lacks(held):
             raise OutrankedBy
 
+    async def lock_superusers(self) -> None:
+        """Lock the active superusers before locking any account a change may demote: every
+        such change takes the locks in the same order, so none deadlocks with another."""
+        await self.users.lock_active_superuser_ids()
+
     async def require_superuser_remains(self, losing: Iterable[uuid.UUID]) -> None:
         """Refuse a change that takes superuser power from the last active superusers.
 

@@ -1,7 +1,40 @@
-"""Administration routes (placeholder until filled in)."""
+"""The audit trail for administrators."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from app.api.deps import ContextDep, SessionDep
+from app.api.permissions import AuditReader
+from app.schemas.audit import AuditEventRead
+from app.schemas.pagination import DEFAULT_LIMIT, Cursor, Limit, PageOut
+from app.services.audit_log import AuditLogService
 
 router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+async def get_audit_log(session: SessionDep, context: ContextDep) -> AuditLogService:
+    return AuditLogService(session, context)
+
+
+@router.get("/audit-events", response_model=PageOut[AuditEventRead])
+async def list_audit_events(
+    actor: AuditReader,
+    service: Annotated[AuditLogService, Depends(get_audit_log)],
+    user_id: uuid.UUID | None = None,
+    actor_id: uuid.UUID | None = None,
+    type: Annotated[str | None, Query(max_length=64, description="e.g. `login.failed`")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> PageOut[AuditEventRead]:
+    """Security events, newest first: sign-ins, sign-outs, token reuse, admin changes."""
+    page = await service.list_events(
+        actor, user_id=user_id, actor_id=actor_id, event_type=type, limit=limit, cursor=cursor
+    )
+    return PageOut(
+        items=[AuditEventRead.model_validate(event) for event in page.items],
+        next_cursor=page.next_cursor,
+    )
