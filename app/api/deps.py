@@ -21,12 +21,15 @@ from app.security.access_tokens import AccessTokenCodec
 from app.security.passwords import PasswordHasher
 from app.services.account_recovery import AccountRecoveryService
 from app.services.accounts import AccountService
+from app.services.audit_log import AuditLogService
 from app.services.auth import AuthService
 from app.services.authentication import Authenticator, NotAuthenticated, Principal
 from app.services.client_info import ClientInfo
 from app.services.context import ServiceContext
 from app.services.rate_limits import RateLimiter
+from app.services.role_admin import RoleAdminService
 from app.services.token_issuer import TokenIssuer
+from app.services.user_admin import UserAdminService
 
 
 async def get_app_settings(request: Request) -> Settings:
@@ -142,7 +145,22 @@ async def get_principal(
     return await Authenticator(state.engine, state.token_codec).authenticate(token)
 
 
+async def get_user_admin_service(session: SessionDep, context: ContextDep) -> UserAdminService:
+    return UserAdminService(session, context)
+
+
+async def get_role_admin_service(session: SessionDep, context: ContextDep) -> RoleAdminService:
+    return RoleAdminService(session, context)
+
+
+async def get_audit_log_service(session: SessionDep, context: ContextDep) -> AuditLogService:
+    return AuditLogService(session, context)
+
+
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
 AccountRecoveryServiceDep = Annotated[AccountRecoveryService, Depends(get_account_recovery_service)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+UserAdminDep = Annotated[UserAdminService, Depends(get_user_admin_service)]
+RoleAdminServiceDep = Annotated[RoleAdminService, Depends(get_role_admin_service)]
+AuditLogDep = Annotated[AuditLogService, Depends(get_audit_log_service)]

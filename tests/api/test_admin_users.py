@@ -45,7 +45,7 @@ async def audit_types(sessions: Any, subject: str) -> list[str]:
 
 # --- who may call what ---------------------------------------------------------------------
 
-ADMIN_LISTS = ("/admin/users", "/admin/audit-events")
+ADMIN_LISTS = ("/admin/users", "/admin/roles", "/admin/permissions", "/admin/audit-events")
 
 ROUTES = [
     ("GET", "/admin/users", None, "users:read", 200),

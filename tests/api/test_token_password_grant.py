@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.repositories import AuditEventRepository, UserRepository
+from tests.admins import grant
 from tests.flows import PASSWORD, bearer, password_grant, register, sign_in
 from tests.state import change_user
 
@@ -162,6 +163,23 @@ async def test_requested_scope_is_narrowed_to_what_the_user_may_have(
     assert body["scope"] == "openid"
     claims = jwt.decode(body["access_token"], options={"verify_signature": False})
     assert claims["scope"] == "openid"
+
+
+async def test_token_carries_roles_and_the_requested_permissions_the_roles_grant(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    await register(client)
+    await grant(session, "ada@example.com", roles=["admin"])
+
+    response = await password_grant(
+        client, "ada@example.com", scope="openid users:read audit:read billing:write"
+    )
+
+    body = response.json()
+    assert body["scope"] == "audit:read openid users:read"
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert claims["scope"] == body["scope"]
+    assert claims["roles"] == ["admin"]
 
 
 async def test_bcrypt_hash_is_accepted_and_upgraded_to_argon2id(

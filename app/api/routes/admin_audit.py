@@ -5,25 +5,20 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from app.api.deps import ContextDep, SessionDep
+from app.api.deps import AuditLogDep
 from app.api.permissions import AuditReader
 from app.schemas.audit import AuditEventRead
 from app.schemas.pagination import DEFAULT_LIMIT, Cursor, Limit, PageOut
-from app.services.audit_log import AuditLogService
 
 router = APIRouter(prefix="/admin", tags=["admin"])
-
-
-async def get_audit_log(session: SessionDep, context: ContextDep) -> AuditLogService:
-    return AuditLogService(session, context)
 
 
 @router.get("/audit-events", response_model=PageOut[AuditEventRead])
 async def list_audit_events(
     actor: AuditReader,
-    service: Annotated[AuditLogService, Depends(get_audit_log)],
+    service: AuditLogDep,
     user_id: uuid.UUID | None = None,
     actor_id: uuid.UUID | None = None,
     type: Annotated[str | None, Query(max_length=64, description="e.g. `login.failed`")] = None,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Query, status
 
-from app.api.deps import ClientInfoDep, ContextDep, SessionDep
+from app.api.deps import ClientInfoDep, UserAdminDep
 from app.api.permissions import UsersReader, UsersWriter
 from app.schemas.admin_users import (
     AdminUserCreate,
@@ -18,16 +18,9 @@ from app.schemas.admin_users import (
     RoleAssignment,
 )
 from app.schemas.pagination import DEFAULT_LIMIT, Cursor, Limit, PageOut
-from app.services.user_admin import NewUser, UserAdminService
+from app.services.user_admin import NewUser
 
 router = APIRouter(prefix="/admin/users", tags=["admin"])
-
-
-async def get_user_admin(session: SessionDep, context: ContextDep) -> UserAdminService:
-    return UserAdminService(session, context)
-
-
-UserAdminDep = Annotated[UserAdminService, Depends(get_user_admin)]
 
 
 @router.get("", response_model=PageOut[AdminUserRead])
