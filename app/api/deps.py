@@ -25,6 +25,7 @@ from app.services.audit_log import AuditLogService
 from app.services.auth import AuthService
 from app.services.authentication import Authenticator, NotAuthenticated, Principal
 from app.services.client_info import ClientInfo
+from app.services.clients import ClientAdminService
 from app.services.context import ServiceContext
 from app.services.rate_limits import RateLimiter
 from app.services.role_admin import RoleAdminService
@@ -153,6 +154,10 @@ async def get_role_admin_service(session: SessionDep, context: ContextDep) -> Ro
     return RoleAdminService(session, context)
 
 
+async def get_client_admin_service(session: SessionDep, context: ContextDep) -> ClientAdminService:
+    return ClientAdminService(session, context)
+
+
 async def get_audit_log_service(session: SessionDep, context: ContextDep) -> AuditLogService:
     return AuditLogService(session, context)
 
@@ -163,4 +168,5 @@ AccountRecoveryServiceDep = Annotated[AccountRecoveryService, Depends(get_accoun
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 UserAdminDep = Annotated[UserAdminService, Depends(get_user_admin_service)]
 RoleAdminServiceDep = Annotated[RoleAdminService, Depends(get_role_admin_service)]
+ClientAdminServiceDep = Annotated[ClientAdminService, Depends(get_client_admin_service)]
 AuditLogDep = Annotated[AuditLogService, Depends(get_audit_log_service)]

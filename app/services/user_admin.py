@@ -61,6 +61,10 @@ class NewUser:
     roles: Sequence[str] = ()
 
 
+class PasswordRequired(InvalidInput):
+    default_detail = "There is no user with this email; give a password to create one."
+
+
 class UnknownRoles(Unprocessable):
     def __init__(self, names: Collection[str]) -> None:
         super().__init__(f"No such role: {', '.join(sorted(names))}.")
@@ -156,9 +160,7 @@ class UserAdminService(Service):
         existing = await self.users.get_by_email(email)
         if existing is None:
             if password is None:
-                raise InvalidInput(
-                    "There is no user with this email; give a password to create one."
-                )
+                raise PasswordRequired
             new = NewUser(email=email, password=password, is_verified=True, is_superuser=True)
             return await self.create_user(actor, new, client=client), True
         async with unit_of_work(self.session):

@@ -1,7 +1,60 @@
-"""Administration routes (placeholder until filled in)."""
+"""Administration of service clients: register, list, delete. Needs `clients:write`."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response, status
+
+from app.api.deps import ClientAdminServiceDep, ClientInfoDep
+from app.api.permissions import ClientsWriter
+from app.schemas.clients import ClientCreate, ClientCreated, ClientRead
+from app.schemas.pagination import DEFAULT_LIMIT, Cursor, Limit, PageOut
 
 router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+ClientIdPath = Annotated[str, Path(max_length=64)]
+
+
+@router.get("/clients", response_model=PageOut[ClientRead])
+async def list_clients(
+    actor: ClientsWriter,
+    service: ClientAdminServiceDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> PageOut[ClientRead]:
+    """Service clients, newest first. Secrets are never listed."""
+    page = await service.list_clients(actor, limit=limit, cursor=cursor)
+    return PageOut(
+        items=[ClientRead.model_validate(item) for item in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.post("/clients", status_code=status.HTTP_201_CREATED, response_model=ClientCreated)
+async def create_client(
+    body: ClientCreate,
+    actor: ClientsWriter,
+    service: ClientAdminServiceDep,
+    client: ClientInfoDep,
+    response: Response,
+) -> ClientCreated:
+    """Register a client. `client_secret` is shown in this response only: store it now."""
+    service_client, secret = await service.create(
+        actor, name=body.name, scopes=body.scopes, audiences=body.audiences, client=client
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return ClientCreated(
+        **ClientRead.model_validate(service_client).model_dump(), client_secret=secret
+    )
+
+
+@router.delete("/clients/{client_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_client(
+    client_id: ClientIdPath,
+    actor: ClientsWriter,
+    service: ClientAdminServiceDep,
+    client: ClientInfoDep,
+) -> None:
+    await service.delete(actor, client_id, client=client)

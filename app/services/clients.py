@@ -1,0 +1,132 @@
+"""Service clients: machines that obtain tokens with the client-credentials grant.
+
+A client's scopes are permission codenames (what its tokens may do) or one of the service's own
+scopes (`introspect`: may call the RFC 7662 introspection endpoint). Nobody creates a client
+stronger than themselves: every permission among the scopes must be held by the creator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import ServiceClient
+from app.repositories import Page, PermissionRepository, ServiceClientRepository
+from app.security.client_secrets import client_secret_digest, new_client_id, new_client_secret
+from app.services.audit import AuditEventType, AuditTrail
+from app.services.authorization import Actor, BuiltinPermission, require, require_grantable
+from app.services.client_info import ClientInfo
+from app.services.context import Service, ServiceContext
+from app.services.errors import InvalidInput, NotFound, Unprocessable
+from app.services.unit_of_work import unit_of_work
+
+INTROSPECT_SCOPE = "introspect"
+# Scopes that are not permissions, each with the permission needed to grant it.
+SERVICE_SCOPES: dict[str, str] = {INTROSPECT_SCOPE: BuiltinPermission.clients_write}
+NAME_MAX_LENGTH = 200
+
+
+class ClientNotFound(NotFound):
+    default_detail = "No service client has this client_id."
+
+
+class UnknownScope(Unprocessable):
+    def __init__(self, scopes: Iterable[str]) -> None:
+        super().__init__(
+            f"Unknown scope: {', '.join(sorted(scopes))}. A scope is a permission codename "
+            f"or one of: {', '.join(sorted(SERVICE_SCOPES))}."
+        )
+
+
+class InvalidClientName(InvalidInput):
+    default_detail = f"The client name must be 1 to {NAME_MAX_LENGTH} characters."
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    """`values` stripped, without blanks or repeats, in their first order."""
+    return list(dict.fromkeys(value.strip() for value in values if value.strip()))
+
+
+class ClientAdminService(Service):
+    def __init__(self, session: AsyncSession, context: ServiceContext) -> None:
+        super().__init__(session, context)
+        self.clients = ServiceClientRepository(session)
+        self.permissions = PermissionRepository(session)
+        self.audit = AuditTrail(session)
+
+    async def create(
+        self,
+        actor: Actor,
+        *,
+        name: str,
+        scopes: Iterable[str],
+        audiences: Iterable[str],
+        client: ClientInfo,
+    ) -> tuple[ServiceClient, str]:
+        """Register a client; return it with its secret, which is stored only as a digest
+        and so can never be shown again."""
+        require(actor, [BuiltinPermission.clients_write])
+        name = name.strip()
+        if not 1 <= len(name) <= NAME_MAX_LENGTH:
+            raise InvalidClientName
+        requested = _unique(scopes)
+        secret = new_client_secret()
+        async with unit_of_work(self.session):
+            await self._require_grantable_scopes(actor, requested)
+            service_client = await self.clients.create(
+                client_id=new_client_id(),
+                name=name,
+                secret_hash=client_secret_digest(secret),
+                scopes=requested,
+                audiences=_unique(audiences),
+                created_by_id=actor.id,
+            )
+            await self.audit.record_admin(
+                AuditEventType.client_created,
+                actor,
+                client=client,
+                client_id=service_client.client_id,
+                name=name,
+                scopes=requested,
+            )
+        return service_client, secret
+
+    async def list_clients(
+        self, actor: Actor, *, limit: int, cursor: str | None = None
+    ) -> Page[ServiceClient]:
+        """A page of clients, newest first."""
+        require(actor, [BuiltinPermission.clients_write])
+        return await self.clients.list_page(limit=limit, cursor=cursor, newest_first=True)
+
+    async def get(self, actor: Actor, client_id: str) -> ServiceClient:
+        require(actor, [BuiltinPermission.clients_write])
+        service_client = await self.clients.get_by_client_id(client_id)
+        if service_client is None:
+            raise ClientNotFound
+        return service_client
+
+    async def delete(self, actor: Actor, client_id: str, *, client: ClientInfo) -> None:
+        """Remove a client, so its credentials stop working."""
+        require(actor, [BuiltinPermission.clients_write])
+        async with unit_of_work(self.session):
+            service_client = await self.clients.get_by_client_id(client_id)
+            # A concurrent delete may win between the read and ours: then ours removes nothing.
+            if service_client is None or not await self.clients.delete(service_client.id):
+                raise ClientNotFound
+            await self.audit.record_admin(
+                AuditEventType.client_deleted,
+                actor,
+                client=client,
+                client_id=client_id,
+                name=service_client.name,
+            )
+
+    async def _require_grantable_scopes(self, actor: Actor, scopes: list[str]) -> None:
+        codenames = [scope for scope in scopes if scope not in SERVICE_SCOPES]
+        known = await self.permissions.list_by_codenames(codenames) if codenames else []
+        unknown = set(codenames) - {permission.codename for permission in known}
+        if unknown:
+            raise UnknownScope(unknown)
+        needed = {SERVICE_SCOPES[scope] for scope in scopes if scope in SERVICE_SCOPES}
+        require_grantable(actor, {*codenames, *needed})
