@@ -5,20 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
-from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import AuditEvent
 from app.repositories import AuditEventRepository
 from tests.admins import admin_headers
 from tests.flows import password_grant, register, register_and_sign_in
-
-
-@pytest.fixture
-def sessions(app: FastAPI) -> async_sessionmaker[AsyncSession]:
-    factory: async_sessionmaker[AsyncSession] = app.state.session_factory
-    return factory
 
 
 async def events(client: httpx.AsyncClient, headers: dict[str, str], **params: Any) -> list[Any]:

@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.repositories import AuditEventRepository, ServiceClientRepository
@@ -17,12 +16,6 @@ from tests.admins import admin_headers
 from tests.flows import bearer, register_and_sign_in
 
 Sessions = async_sessionmaker[AsyncSession]
-
-
-@pytest.fixture
-def sessions(app: FastAPI) -> Sessions:
-    factory: Sessions = app.state.session_factory
-    return factory
 
 
 async def superuser(client: httpx.AsyncClient, sessions: Sessions) -> dict[str, str]:

@@ -12,19 +12,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.repositories import AuditEventRepository, UserRepository
 from tests.admins import admin_headers, grant
 from tests.flows import PASSWORD, bearer, refresh, register, register_and_sign_in, sign_in
 
 NEW_PASSWORD = "a completely different passphrase"
-
-
-@pytest.fixture
-def sessions(app: FastAPI) -> async_sessionmaker[AsyncSession]:
-    factory: async_sessionmaker[AsyncSession] = app.state.session_factory
-    return factory
 
 
 async def superuser(client: httpx.AsyncClient, sessions: Any) -> dict[str, str]:
