@@ -50,3 +50,22 @@ async def admin_headers(
     async with sessions() as session:
         await grant(session, email, superuser=superuser, roles=roles, permissions=permissions)
     return bearer((await sign_in(client, email))["access_token"])
+
+
+async def register_client(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    *,
+    name: str = "billing",
+    scopes: Iterable[str] = (),
+    audiences: Iterable[str] = (),
+) -> tuple[str, str]:
+    """Register a service client through the admin API; its client_id and secret."""
+    response = await client.post(
+        "/admin/clients",
+        json={"name": name, "scopes": list(scopes), "audiences": list(audiences)},
+        headers=headers,
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return str(body["client_id"]), str(body["client_secret"])

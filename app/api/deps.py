@@ -24,9 +24,11 @@ from app.services.accounts import AccountService
 from app.services.audit_log import AuditLogService
 from app.services.auth import AuthService
 from app.services.authentication import Authenticator, NotAuthenticated, Principal
+from app.services.client_grants import ClientGrantService
 from app.services.client_info import ClientInfo
 from app.services.clients import ClientAdminService
 from app.services.context import ServiceContext
+from app.services.introspection import IntrospectionService
 from app.services.rate_limits import RateLimiter
 from app.services.role_admin import RoleAdminService
 from app.services.token_issuer import TokenIssuer
@@ -119,6 +121,20 @@ async def get_auth_service(
     return AuthService(session, context, issuer=TokenIssuer(codec, context.settings), decoder=codec)
 
 
+async def get_client_grant_service(
+    session: SessionDep, context: ContextDep, codec: CodecDep
+) -> ClientGrantService:
+    return ClientGrantService(session, context, issuer=TokenIssuer(codec, context.settings))
+
+
+async def get_introspection_service(
+    session: SessionDep, context: ContextDep, codec: CodecDep, engine: EngineDep
+) -> IntrospectionService:
+    return IntrospectionService(
+        session, context, decoder=codec, authenticator=Authenticator(engine, codec)
+    )
+
+
 async def get_account_service(session: SessionDep, context: ContextDep) -> AccountService:
     return AccountService(session, context)
 
@@ -163,6 +179,8 @@ async def get_audit_log_service(session: SessionDep, context: ContextDep) -> Aud
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+ClientGrantServiceDep = Annotated[ClientGrantService, Depends(get_client_grant_service)]
+IntrospectionServiceDep = Annotated[IntrospectionService, Depends(get_introspection_service)]
 AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
 AccountRecoveryServiceDep = Annotated[AccountRecoveryService, Depends(get_account_recovery_service)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi.responses import JSONResponse
 
-from app.services.errors import DomainError, InvalidCredentials, RateLimited
+from app.services.client_auth import InvalidClient
+from app.services.client_grants import InvalidScope
+from app.services.errors import DomainError, InvalidCredentials, PermissionDenied, RateLimited
 from app.services.sessions import InvalidGrant
 
 # Token responses carry credentials: never cache them (RFC 6749 section 5.1).
@@ -30,6 +32,18 @@ def oauth_error_from(error: DomainError) -> JSONResponse:
             status=429,
             headers={"Retry-After": str(error.retry_after_seconds)},
         )
+    if isinstance(error, InvalidClient):
+        # RFC 6749 section 5.2: 401, and a challenge for the scheme clients may use.
+        return oauth_error(
+            "invalid_client",
+            error.detail,
+            status=401,
+            headers={"WWW-Authenticate": 'Basic realm="authsvc"'},
+        )
+    if isinstance(error, InvalidScope):
+        return oauth_error("invalid_scope", error.detail)
+    if isinstance(error, PermissionDenied):
+        return oauth_error("insufficient_scope", error.detail, status=403)
     if isinstance(error, InvalidCredentials | InvalidGrant):
         return oauth_error("invalid_grant", error.detail)
     return oauth_error("invalid_request", error.detail)

@@ -28,6 +28,15 @@ class ClientCreate(StrictBody):
     )
 
 
+class ClientUpdate(StrictBody):
+    name: ClientName | None = None
+    is_active: bool | None = Field(
+        default=None, description="A disabled client gets no tokens; its tokens turn inactive."
+    )
+    scopes: list[Scope] | None = Field(default=None, max_length=100)
+    audiences: list[Audience] | None = Field(default=None, max_length=20)
+
+
 class ClientRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

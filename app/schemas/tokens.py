@@ -16,3 +16,21 @@ class TokenResponseBody(BaseModel):
 class OAuthErrorBody(BaseModel):
     error: str
     error_description: str | None = None
+
+
+class IntrospectionBody(BaseModel):
+    """RFC 7662 section 2.2. Only `active` when the token is not active."""
+
+    active: bool
+    sub: str | None = None
+    client_id: str | None = None
+    scope: str | None = None
+    exp: int | None = None
+    iat: int | None = None
+    iss: str | None = None
+    aud: str | list[str] | None = None
+    jti: str | None = None
+    token_type: str | None = None
+    username: str | None = None
+    email: str | None = None
+    roles: list[str] | None = None

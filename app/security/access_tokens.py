@@ -120,11 +120,12 @@ class AccessTokenCodec:
         """The RFC 7517 JWK Set to publish: current and still-valid retired public keys."""
         return self.keys.current().jwks()
 
-    def encode(self, claims: Mapping[str, Any]) -> str:
+    def encode(self, claims: Mapping[str, Any], *, audiences: Sequence[str] = ()) -> str:
         """Sign `claims` (sub, client_id, scope, roles, sid, ...) as an RFC 9068 access token.
 
         The codec sets `iss`, `aud`, `iat` and `exp` (passing them is a `ValueError`) and a
-        random `jti` unless `claims` has one.
+        random `jti` unless `claims` has one. `audiences` adds resource servers to `aud`
+        beside this service's own audience.
         """
         reserved = _CODEC_CLAIMS.intersection(claims)
         if reserved:
@@ -137,7 +138,7 @@ class AccessTokenCodec:
             "jti": str(uuid.uuid4()),
             **claims,
             "iss": self.issuer,
-            "aud": self.audience,
+            "aud": [self.audience, *audiences] if audiences else self.audience,
             "iat": issued_at,
             "exp": issued_at + self.ttl_seconds,
         }

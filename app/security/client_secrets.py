@@ -34,6 +34,11 @@ def client_secret_digest(secret: str) -> str:
     return token_digest(secret)
 
 
+def secret_matches(digest: str, secret: str) -> bool:
+    """Whether `secret` hashes to the stored `digest`, compared in constant time."""
+    return hmac.compare_digest(digest, client_secret_digest(secret))
+
+
 def verify_client_secret(client: ServiceClient, secret: str) -> bool:
     """Whether `secret` is the client's secret, compared in constant time."""
-    return hmac.compare_digest(client.secret_hash, client_secret_digest(secret))
+    return secret_matches(client.secret_hash, secret)

@@ -48,7 +48,9 @@ class AuditEventType(StrEnum):
     permission_updated = "permission.updated"
     permission_deleted = "permission.deleted"
     client_created = "client.created"
+    client_updated = "client.updated"
     client_deleted = "client.deleted"
+    client_authentication_failed = "client.authentication_failed"
 
 
 class AuditTrail:

@@ -107,10 +107,17 @@ class Authenticator:
         """
         try:
             claims = self.decoder.decode(token)
+        except Exception as exc:  # any decode problem is the same 401
+            raise NotAuthenticated from exc
+        return await self.principal_for(claims)
+
+    async def principal_for(self, claims: Mapping[str, Any]) -> Principal:
+        """The principal behind verified access-token `claims`, if they are still current."""
+        try:
             user_id = uuid.UUID(str(claims["sub"]))
             session_id = uuid.UUID(str(claims["sid"]))
             version = int(claims["ver"])
-        except Exception as exc:  # any decode or claim problem is the same 401
+        except (KeyError, ValueError, TypeError) as exc:  # a client's token, or a bad claim
             raise NotAuthenticated from exc
 
         parameters = {"user_id": user_id, "session_id": session_id}

@@ -82,7 +82,7 @@ class SessionManager:
         assert session_id is not None
         family = await self.sessions.get_by_id(session_id)
         user = await self.users.get_by_id(family.user_id) if family else None
-        if family is None or user is None or not self._is_usable(family, user, now):
+        if family is None or user is None or not self.is_usable(family, user, now):
             raise InvalidGrant
         family.last_used_at = now
         if client.ip:
@@ -102,16 +102,15 @@ class SessionManager:
     ) -> int:
         return await self.sessions.revoke_all_for_user(user_id, now, reason, keep=keep)
 
-    def _is_usable(self, family: UserSession, user: User, now: datetime) -> bool:
+    def usable_until(self, family: UserSession) -> datetime:
+        """When the session ends unless used again: its idle or absolute limit, the earlier."""
         idle_deadline = family.last_used_at + timedelta(
             seconds=self.settings.session_idle_timeout_seconds
         )
-        return (
-            family.revoked_at is None
-            and now < family.expires_at
-            and now < idle_deadline
-            and user.is_active
-        )
+        return min(idle_deadline, family.expires_at)
+
+    def is_usable(self, family: UserSession, user: User, now: datetime) -> bool:
+        return family.revoked_at is None and now < self.usable_until(family) and user.is_active
 
     async def _refuse_spent_or_unknown(self, digest: str, now: datetime) -> None:
         token = await self.refresh_tokens.get_by_hash(digest)

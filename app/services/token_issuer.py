@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from app.config import Settings
+from app.models import ServiceClient
 from app.services.sessions import IssuedSession
 
 
 class AccessTokenEncoder(Protocol):
-    def encode(self, claims: Mapping[str, Any]) -> str: ...
+    def encode(self, claims: Mapping[str, Any], *, audiences: Sequence[str] = ()) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,4 +49,15 @@ class TokenIssuer:
             expires_in=self.ttl,
             refresh_token=issued.refresh_token,
             scope=family.scope,
+        )
+
+    def for_client(self, client: ServiceClient, scope: str) -> TokenResponse:
+        """An access token for a service client itself (client-credentials grant): `sub` is
+        the client_id, there is no session and no refresh token."""
+        access_token = self.encoder.encode(
+            {"sub": client.client_id, "client_id": client.client_id, "scope": scope},
+            audiences=client.audiences,
+        )
+        return TokenResponse(
+            access_token=access_token, expires_in=self.ttl, refresh_token=None, scope=scope
         )

@@ -48,6 +48,8 @@ async def stored_client_ids(sessions: Sessions) -> set[str]:
 ROUTES = [
     ("GET", "/admin/clients", None, 200),
     ("POST", "/admin/clients", {"name": "billing", "scopes": ["introspect"]}, 201),
+    ("GET", "/admin/clients/{client_id}", None, 200),
+    ("PATCH", "/admin/clients/{client_id}", {"name": "renamed"}, 200),
     ("DELETE", "/admin/clients/{client_id}", None, 204),
 ]
 
@@ -309,3 +311,64 @@ async def test_creation_and_deletion_are_audited_with_the_actor(
         assert event.details["client_id"] == created["client_id"]
         assert created["client_secret"] not in str(event.details)
     assert creation.details["scopes"] == ["introspect"]
+
+
+# --- changes -------------------------------------------------------------------------------
+
+
+async def test_a_client_is_renamed_disabled_and_rescoped(
+    client: httpx.AsyncClient, sessions: Sessions
+) -> None:
+    root = await superuser(client, sessions)
+    created = await create_client(client, root, scopes=["introspect"])
+    url = f"/admin/clients/{created['client_id']}"
+
+    changed = await client.patch(
+        url,
+        json={"name": "ledger", "is_active": False, "scopes": ["users:read"], "audiences": ["x"]},
+        headers=root,
+    )
+
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert (body["name"], body["is_active"], body["scopes"], body["audiences"]) == (
+        "ledger",
+        False,
+        ["users:read"],
+        ["x"],
+    )
+    assert "client_secret" not in body
+    assert (await client.get(url, headers=root)).json() == body
+    async with sessions() as session:
+        events = await AuditEventRepository(session).list_by(type="client.updated")
+    assert events[0].details["fields"] == ["audiences", "is_active", "name", "scopes"]
+
+
+async def test_rescoping_beyond_what_the_actor_holds_is_403_and_changes_nothing(
+    client: httpx.AsyncClient, sessions: Sessions
+) -> None:
+    manager = await admin_headers(
+        client, sessions, "manager@example.com", permissions=["clients:write"]
+    )
+    created = await create_client(client, manager, scopes=["introspect"])
+    url = f"/admin/clients/{created['client_id']}"
+
+    refused = await client.patch(url, json={"scopes": ["users:write"]}, headers=manager)
+    unknown = await client.patch(url, json={"scopes": ["no:such"]}, headers=manager)
+
+    assert refused.status_code == 403
+    assert unknown.status_code == 422
+    assert (await client.get(url, headers=manager)).json()["scopes"] == ["introspect"]
+
+
+async def test_changing_an_unknown_client_is_404_and_bad_fields_422(
+    client: httpx.AsyncClient, sessions: Sessions
+) -> None:
+    root = await superuser(client, sessions)
+    created = await create_client(client, root)
+    url = f"/admin/clients/{created['client_id']}"
+
+    assert (await client.patch("/admin/clients/nope", json={}, headers=root)).status_code == 404
+    assert (await client.get("/admin/clients/nope", headers=root)).status_code == 404
+    for body in ({"client_secret": "mine"}, {"secret_hash": "x"}, {"is_active": "maybe"}):
+        assert (await client.patch(url, json=body, headers=root)).status_code == 422

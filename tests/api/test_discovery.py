@@ -30,8 +30,38 @@ async def test_openid_configuration_names_this_issuer_and_its_endpoints(
     assert metadata["token_endpoint"].endswith("/auth/token")
     assert metadata["jwks_uri"].endswith("/.well-known/jwks.json")
     assert metadata["revocation_endpoint"].endswith("/auth/revoke")
-    assert {"password", "refresh_token"} <= set(metadata["grant_types_supported"])
+    assert metadata["introspection_endpoint"].endswith("/auth/introspect")
+    assert set(metadata["grant_types_supported"]) == {
+        "password",
+        "refresh_token",
+        "client_credentials",
+    }
     assert metadata["access_token_signing_alg_values_supported"] == ["RS256"]
+    assert set(metadata["introspection_endpoint_auth_methods_supported"]) == {
+        "client_secret_basic",
+        "client_secret_post",
+    }
+    assert {"openid", "users:read", "introspect"} <= set(metadata["scopes_supported"])
+
+
+async def test_every_advertised_endpoint_and_grant_is_served(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    metadata = (await client.get("/.well-known/openid-configuration")).json()
+
+    def path(url: str) -> str:
+        assert url.startswith(settings.public_url.rstrip("/"))
+        return url.removeprefix(settings.public_url.rstrip("/"))
+
+    assert (await client.get(path(metadata["jwks_uri"]))).status_code == 200
+    # Without credentials each OAuth endpoint answers with its own RFC 6749 error, not 404/405.
+    revoke = await client.post(path(metadata["revocation_endpoint"]), data={})
+    assert revoke.json()["error"] == "invalid_request"
+    introspect = await client.post(path(metadata["introspection_endpoint"]), data={"token": "x"})
+    assert introspect.json()["error"] == "invalid_client"
+    for grant in metadata["grant_types_supported"]:
+        response = await client.post(path(metadata["token_endpoint"]), data={"grant_type": grant})
+        assert response.json()["error"] != "unsupported_grant_type", grant
 
 
 async def test_swagger_ui_authorize_points_at_the_token_endpoint(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Response, status
 
 from app.api.deps import ClientAdminServiceDep, ClientInfoDep
 from app.api.permissions import ClientsWriter
-from app.schemas.clients import ClientCreate, ClientCreated, ClientRead
+from app.schemas.clients import ClientCreate, ClientCreated, ClientRead, ClientUpdate
 from app.schemas.pagination import DEFAULT_LIMIT, Cursor, Limit, PageOut
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -48,6 +48,35 @@ async def create_client(
     return ClientCreated(
         **ClientRead.model_validate(service_client).model_dump(), client_secret=secret
     )
+
+
+@router.get("/clients/{client_id}", response_model=ClientRead)
+async def read_client(
+    client_id: ClientIdPath, actor: ClientsWriter, service: ClientAdminServiceDep
+) -> ClientRead:
+    return ClientRead.model_validate(await service.get(actor, client_id))
+
+
+@router.patch("/clients/{client_id}", response_model=ClientRead)
+async def update_client(
+    client_id: ClientIdPath,
+    body: ClientUpdate,
+    actor: ClientsWriter,
+    service: ClientAdminServiceDep,
+    client: ClientInfoDep,
+) -> ClientRead:
+    """Rename, disable (`is_active: false`) or re-scope a client. Secrets cannot be read or
+    changed here: to rotate one, create a new client and delete the old."""
+    updated = await service.update(
+        actor,
+        client_id,
+        name=body.name,
+        is_active=body.is_active,
+        scopes=body.scopes,
+        audiences=body.audiences,
+        client=client,
+    )
+    return ClientRead.model_validate(updated)
 
 
 @router.delete("/clients/{client_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Response, status
+from fastapi import APIRouter, Form, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from app.api.deps import AuthServiceDep, ClientInfoDep, PrincipalDep
+from app.api.client_credentials import client_credentials
+from app.api.deps import (
+    AuthServiceDep,
+    ClientGrantServiceDep,
+    ClientInfoDep,
+    IntrospectionServiceDep,
+    PrincipalDep,
+)
 from app.api.oauth_errors import NO_STORE, oauth_error, oauth_error_from
-from app.schemas.tokens import OAuthErrorBody, TokenResponseBody
+from app.schemas.tokens import IntrospectionBody, OAuthErrorBody, TokenResponseBody
 from app.schemas.users import RegisterRequest, UserRead
 from app.services.errors import DomainError
 from app.services.token_issuer import TokenResponse
@@ -20,6 +27,7 @@ FormField = Annotated[str | None, Form()]
 OAUTH_ERRORS: dict[int | str, dict[str, object]] = {
     400: {"model": OAuthErrorBody, "description": "RFC 6749 error"},
     401: {"model": OAuthErrorBody, "description": "Client authentication failed"},
+    403: {"model": OAuthErrorBody, "description": "The client lacks the scope"},
     429: {"model": OAuthErrorBody, "description": "Too many failed attempts"},
 }
 
@@ -52,21 +60,33 @@ def _token_body(result: TokenResponse) -> JSONResponse:
 
 @router.post("/token", response_model=TokenResponseBody, responses=OAUTH_ERRORS)
 async def token(
+    request: Request,
     service: AuthServiceDep,
+    client_grants: ClientGrantServiceDep,
     client: ClientInfoDep,
     grant_type: FormField = None,
     username: FormField = None,
     password: FormField = None,
     refresh_token: FormField = None,
     scope: FormField = None,
+    client_id: FormField = None,
+    client_secret: FormField = None,
 ) -> JSONResponse:
-    """OAuth2 token endpoint (form-encoded): `password` and `refresh_token` grants.
+    """OAuth2 token endpoint (form-encoded): `password`, `refresh_token` and
+    `client_credentials` grants.
 
     The password grant is the first-party sign-in for the operator's own frontends, a
     deliberate deviation from RFC 9700 section 2.4; third-party apps get no password grant.
+    Service clients authenticate with HTTP Basic (`client_secret_basic`) or with
+    `client_id` and `client_secret` in the form (`client_secret_post`).
     """
     try:
-        if grant_type == "password":
+        if grant_type == "client_credentials":
+            credentials = client_credentials(request, client_id, client_secret)
+            result = await client_grants.client_credentials_grant(
+                credentials, scope=scope, client=client
+            )
+        elif grant_type == "password":
             if not username or password is None:
                 return oauth_error("invalid_request", "`username` and `password` are required.")
             result = await service.password_grant(
@@ -97,6 +117,31 @@ async def revoke(
         return oauth_error("invalid_request", "`token` is required.")
     await service.revoke(token=token, token_type_hint=token_type_hint, client=client)
     return Response(status_code=status.HTTP_200_OK, headers=NO_STORE)
+
+
+@router.post("/introspect", response_model=IntrospectionBody, responses=OAUTH_ERRORS)
+async def introspect(
+    request: Request,
+    service: IntrospectionServiceDep,
+    client: ClientInfoDep,
+    token: FormField = None,
+    token_type_hint: FormField = None,
+    client_id: FormField = None,
+    client_secret: FormField = None,
+) -> JSONResponse:
+    """RFC 7662: is `token` (access or refresh) active right now, and what does it carry.
+
+    Only service clients holding the `introspect` scope may ask (401 without valid client
+    credentials, 403 without the scope). Anything not currently valid is `{"active": false}`.
+    """
+    try:
+        credentials = client_credentials(request, client_id, client_secret)
+        if not token:
+            return oauth_error("invalid_request", "`token` is required.")
+        answer = await service.introspect(credentials, token, token_type_hint, client=client)
+    except DomainError as error:
+        return oauth_error_from(error)
+    return JSONResponse(answer, headers=NO_STORE)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)

@@ -8,12 +8,16 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app.api.deps import CodecDep, SettingsDep
+from app.services.auth import BASIC_SCOPES
+from app.services.authorization import BUILTIN_PERMISSIONS
+from app.services.clients import SERVICE_SCOPES
 
 router = APIRouter(prefix="/.well-known", tags=["discovery"])
 
 # Keys and metadata change rarely; a short public cache spares the service without delaying a
 # rotation beyond what the previous key's publication period already covers.
 PUBLIC_CACHE = {"Cache-Control": "public, max-age=300"}
+CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
 
 
 @router.get("/jwks.json")
@@ -30,14 +34,17 @@ async def openid_configuration(settings: SettingsDep, codec: CodecDep) -> JSONRe
         "issuer": settings.issuer,
         "token_endpoint": f"{base}/auth/token",
         "revocation_endpoint": f"{base}/auth/revoke",
+        "introspection_endpoint": f"{base}/auth/introspect",
         "jwks_uri": f"{base}/.well-known/jwks.json",
-        "grant_types_supported": ["password", "refresh_token"],
+        "grant_types_supported": ["password", "refresh_token", "client_credentials"],
         "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["none"],
+        # "none": the first-party password and refresh grants; clients use the other two.
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": ["none"],
+        "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS[1:],
         "id_token_signing_alg_values_supported": [],
         "access_token_signing_alg_values_supported": codec.algorithms,
-        "scopes_supported": ["openid", "profile", "email"],
+        "scopes_supported": sorted({*BASIC_SCOPES, *BUILTIN_PERMISSIONS, *SERVICE_SCOPES}),
         "subject_types_supported": ["public"],
     }
     return JSONResponse(metadata, headers=PUBLIC_CACHE)

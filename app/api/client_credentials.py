@@ -1,0 +1,48 @@
+"""Reading service-client credentials from a request (RFC 6749 section 2.3.1)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import unquote_plus
+
+from fastapi import Request
+
+from app.services.client_auth import ClientCredentials
+from app.services.errors import InvalidInput
+
+
+class AmbiguousClientAuthentication(InvalidInput):
+    default_detail = "Use one client authentication method: HTTP Basic or the form, not both."
+
+
+class MalformedBasicCredentials(InvalidInput):
+    default_detail = "The HTTP Basic credentials are malformed."
+
+
+def client_credentials(
+    request: Request, client_id: str | None, client_secret: str | None
+) -> ClientCredentials | None:
+    """Credentials from `Authorization: Basic` (client_secret_basic) or from the form
+    (client_secret_post); None when the request carries neither."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    basic = scheme.lower() == "basic"
+    if basic and (client_id is not None or client_secret is not None):
+        raise AmbiguousClientAuthentication
+    if basic:
+        return _from_basic(value.strip())
+    if client_id is not None and client_secret is not None:
+        return ClientCredentials(client_id, client_secret)
+    return None
+
+
+def _from_basic(value: str) -> ClientCredentials:
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise MalformedBasicCredentials from None
+    client_id, colon, secret = decoded.partition(":")
+    if not colon:
+        raise MalformedBasicCredentials
+    # RFC 6749 section 2.3.1: both parts are form-urlencoded before they are joined.
+    return ClientCredentials(unquote_plus(client_id), unquote_plus(secret))

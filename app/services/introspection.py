@@ -1,0 +1,135 @@
+"""RFC 7662 token introspection: whether a token is active right now, and what it says.
+
+Anything not currently valid is `{"active": false}` with nothing else: expired, forged,
+foreign, revoked, logged out, older than the user's token version, or belonging to a
+deactivated or deleted user or a disabled or deleted client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import ServiceClient
+from app.repositories import (
+    RefreshTokenRepository,
+    ServiceClientRepository,
+    SessionRepository,
+    UserRepository,
+)
+from app.security.opaque_tokens import token_digest
+from app.services.authentication import AccessTokenDecoder, Authenticator, NotAuthenticated
+from app.services.client_auth import ClientAuthenticator, ClientCredentials
+from app.services.client_info import ClientInfo
+from app.services.clients import INTROSPECT_SCOPE
+from app.services.context import Service, ServiceContext
+from app.services.errors import PermissionDenied
+from app.services.sessions import SessionManager
+
+INACTIVE: dict[str, Any] = {"active": False}
+# The claims an active access token's answer repeats from the token itself.
+_ACCESS_TOKEN_FIELDS = ("sub", "client_id", "scope", "exp", "iat", "iss", "aud", "jti")
+
+
+class IntrospectionNotAllowed(PermissionDenied):
+    default_detail = f"This client lacks the `{INTROSPECT_SCOPE}` scope."
+
+
+class IntrospectionService(Service):
+    def __init__(
+        self,
+        session: AsyncSession,
+        context: ServiceContext,
+        *,
+        decoder: AccessTokenDecoder,
+        authenticator: Authenticator,
+    ) -> None:
+        super().__init__(session, context)
+        self.decoder = decoder
+        self.authenticator = authenticator
+        self.client_authenticator = ClientAuthenticator(session, context.limiter)
+        self.clients = ServiceClientRepository(session)
+        self.refresh_tokens = RefreshTokenRepository(session)
+        self.users = UserRepository(session)
+        self.session_rows = SessionRepository(session)
+        self.sessions = SessionManager(session, context.settings)
+
+    async def introspect(
+        self,
+        credentials: ClientCredentials | None,
+        token: str,
+        token_type_hint: str | None,
+        *,
+        client: ClientInfo,
+    ) -> dict[str, Any]:
+        """The RFC 7662 answer about `token`, for a client holding the `introspect` scope."""
+        caller = await self.client_authenticator.authenticate(credentials, client)
+        if INTROSPECT_SCOPE not in caller.scopes:
+            raise IntrospectionNotAllowed
+        # The hint only orders the lookups (RFC 7662 section 2.1); a wrong one changes nothing.
+        lookups = [self._access_token, self._refresh_token]
+        if token_type_hint == "refresh_token":
+            lookups.reverse()
+        for lookup in lookups:
+            answer = await lookup(token)
+            if answer is not None:
+                return answer
+        return INACTIVE
+
+    async def _access_token(self, token: str) -> dict[str, Any] | None:
+        try:
+            claims = self.decoder.decode(token)
+        except Exception:  # expired, forged, foreign or not a JWT at all
+            return None
+        if "sid" not in claims:
+            return await self._client_token(claims)
+        try:
+            principal = await self.authenticator.principal_for(claims)
+        except NotAuthenticated:
+            return INACTIVE  # ours, but logged out, superseded or its user deactivated
+        user = principal.user
+        return {
+            "active": True,
+            **_repeat(claims),
+            "token_type": "Bearer",
+            "username": user.username or user.email,
+            "email": user.email,
+            "roles": user.roles,
+        }
+
+    async def _client_token(self, claims: Mapping[str, Any]) -> dict[str, Any]:
+        found: ServiceClient | None = await self.clients.get_by_client_id(str(claims["sub"]))
+        if found is None or not found.is_active:
+            return INACTIVE
+        return {"active": True, **_repeat(claims), "token_type": "Bearer"}
+
+    async def _refresh_token(self, token: str) -> dict[str, Any] | None:
+        stored = await self.refresh_tokens.get_by_hash(token_digest(token))
+        if stored is None:
+            return None
+        if stored.spent_at is not None:
+            return INACTIVE
+        family = await self.session_rows.get_by_id(stored.session_id)
+        user = await self.users.get_by_id(family.user_id) if family else None
+        now = self.clock()
+        if family is None or user is None or not self.sessions.is_usable(family, user, now):
+            return INACTIVE
+        return {
+            "active": True,
+            "sub": str(user.id),
+            "client_id": family.client_id,
+            "scope": family.scope,
+            "exp": int(self.sessions.usable_until(family).timestamp()),
+            "iat": int(stored.created_at.timestamp()),
+            "iss": self.settings.issuer,
+            "token_type": "refresh_token",
+            "username": user.username or user.email,
+            "email": user.email,
+            "roles": sorted(role.name for role in user.roles),
+        }
+
+
+def _repeat(claims: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: claims[name] for name in _ACCESS_TOKEN_FIELDS if name in claims}
