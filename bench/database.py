@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import uuid
@@ -91,6 +92,24 @@ class BenchDatabase:
         try:
             await connection.execute("VACUUM ANALYZE")
             await connection.execute("CHECKPOINT")
+        finally:
+            await connection.close()
+
+    async def add_service_client(
+        self, client_id: str, secret_digest: str, scopes: list[str]
+    ) -> None:
+        """Register a service client directly, as `authsvc create-client` would."""
+        connection = await asyncpg.connect(self.dsn)
+        try:
+            await connection.execute(
+                "INSERT INTO service_clients (id, client_id, name, secret_hash, scopes, audiences,"
+                " is_active, created_at, updated_at)"
+                " VALUES (gen_random_uuid(), $1, $1, $2, $3::json, '[]', true, now(), now())"
+                " ON CONFLICT (client_id) DO NOTHING",
+                client_id,
+                secret_digest,
+                json.dumps(scopes),
+            )
         finally:
             await connection.close()
 

@@ -64,9 +64,15 @@ def get_request(path: str, target: Target, *, bearer: str | None = None) -> byte
     return encode_request("GET", path, target, headers=headers)
 
 
-def form_request(path: str, target: Target, fields: Mapping[str, str]) -> bytes:
+def form_request(
+    path: str,
+    target: Target,
+    fields: Mapping[str, str],
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> bytes:
     body = urlencode(fields).encode("ascii")
-    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    headers = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
     return encode_request("POST", path, target, headers=headers, body=body)
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Uuid, bindparam, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.models import Permission, Role, User, UserSession, role_permissions, user_roles
 from app.services.errors import InvalidCredentials
@@ -111,8 +111,11 @@ class Authenticator:
             raise NotAuthenticated from exc
         return await self.principal_for(claims)
 
-    async def principal_for(self, claims: Mapping[str, Any]) -> Principal:
-        """The principal behind verified access-token `claims`, if they are still current."""
+    async def principal_for(
+        self, claims: Mapping[str, Any], *, connection: AsyncConnection | None = None
+    ) -> Principal:
+        """The principal behind verified access-token `claims`, if they are still current.
+        Reads through `connection` when given, else on a connection of its own."""
         try:
             user_id = uuid.UUID(str(claims["sub"]))
             session_id = uuid.UUID(str(claims["sid"]))
@@ -121,7 +124,10 @@ class Authenticator:
             raise NotAuthenticated from exc
 
         parameters = {"user_id": user_id, "session_id": session_id}
-        async with self.engine.connect() as connection:
+        if connection is None:
+            async with self.engine.connect() as own:
+                rows = (await own.execute(_AUTHENTICATE, parameters)).all()
+        else:
             rows = (await connection.execute(_AUTHENTICATE, parameters)).all()
         if not rows:
             raise NotAuthenticated

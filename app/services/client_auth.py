@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import String, bindparam, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.models import ServiceClient
-from app.repositories import ServiceClientRepository
 from app.security.client_secrets import client_secret_digest, secret_matches
 from app.services.audit import AuditEventType, AuditTrail
 from app.services.client_info import ClientInfo
@@ -28,6 +28,26 @@ class ClientCredentials:
     client_secret: str
 
 
+@dataclass(frozen=True, slots=True)
+class AuthenticatedClient:
+    """A service client whose credentials were just checked."""
+
+    client_id: str
+    scopes: list[str]
+    audiences: list[str]
+
+
+# Core, built once: this runs on every introspection request, where an ORM load of the
+# client would cost more than the query.
+_CLIENT = select(
+    ServiceClient.client_id,
+    ServiceClient.secret_hash,
+    ServiceClient.scopes,
+    ServiceClient.audiences,
+    ServiceClient.is_active,
+).where(ServiceClient.client_id == bindparam("client_id", type_=String()))
+
+
 class InvalidClient(DomainError):
     """Unknown client, wrong secret, disabled client or no credentials: indistinguishable."""
 
@@ -37,24 +57,30 @@ class InvalidClient(DomainError):
 class ClientAuthenticator:
     def __init__(self, session: AsyncSession, limiter: RateLimiter) -> None:
         self.session = session
-        self.clients = ServiceClientRepository(session)
         self.limiter = limiter
         self.audit = AuditTrail(session)
 
     async def authenticate(
-        self, credentials: ClientCredentials | None, client: ClientInfo
-    ) -> ServiceClient:
+        self,
+        credentials: ClientCredentials | None,
+        client: ClientInfo,
+        *,
+        connection: AsyncConnection | None = None,
+    ) -> AuthenticatedClient:
         """The active client these credentials belong to, or `InvalidClient`.
 
-        Failures count against the caller's IP like failed sign-ins, so secrets cannot be
-        guessed faster than passwords.
+        Reads through `connection` when given (a caller with its own Core connection saves a
+        checkout), else through the session. Failures count against the caller's IP like
+        failed sign-ins, so secrets cannot be guessed faster than passwords.
         """
         if credentials is None:
             raise InvalidClient("Client authentication is required.")
         await self.limiter.ensure_allowed(LimitName.login_ip, client.ip)
         found = None
         if len(credentials.client_id) <= CLIENT_ID_MAX_LENGTH:
-            found = await self.clients.get_by_client_id(credentials.client_id)
+            connection = connection or await self.session.connection()
+            result = await connection.execute(_CLIENT, {"client_id": credentials.client_id})
+            found = result.first()
         digest = found.secret_hash if found is not None else _UNKNOWN_CLIENT_DIGEST
         matches = secret_matches(digest, credentials.client_secret)
         if found is None or not matches or not found.is_active:
@@ -67,4 +93,4 @@ class ClientAuthenticator:
                     known=found is not None,
                 )
             raise InvalidClient
-        return found
+        return AuthenticatedClient(found.client_id, list(found.scopes), list(found.audiences))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from app.config import Settings
-from app.models import ServiceClient
+from app.services.client_auth import AuthenticatedClient
 from app.services.sessions import IssuedSession
 
 
@@ -51,7 +51,7 @@ class TokenIssuer:
             scope=family.scope,
         )
 
-    def for_client(self, client: ServiceClient, scope: str) -> TokenResponse:
+    def for_client(self, client: AuthenticatedClient, scope: str) -> TokenResponse:
         """An access token for a service client itself (client-credentials grant): `sub` is
         the client_id, there is no session and no refresh token."""
         access_token = self.encoder.encode(

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from bench.context import BenchContext
 from bench.report import ScenarioOutcome
-from bench.scenarios import flood, login, me, scale
+from bench.scenarios import flood, introspect, login, me, scale
 
 Scenario = Callable[[BenchContext], Awaitable[ScenarioOutcome]]
 
@@ -15,4 +15,5 @@ SCENARIOS: dict[str, Scenario] = {
     "login": login.run,
     "flood": flood.run,
     "scale": scale.run,
+    "introspect": introspect.run,
 }
