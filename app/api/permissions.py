@@ -1,7 +1,9 @@
 """`require_permissions`: the guard on every admin route.
 
 401 without a valid, current access token; 403 without the permissions. Superusers pass every
-check. Permissions are read from the database on each request, never from the token.
+check. A user's permissions are read from the database on each request, never from the token.
+A service client's token (client-credentials grant) acts with the scopes it was issued that
+the client still holds: permission codenames, as an Auth0 management client would.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.api.deps import bearer_scheme, get_principal
-from app.services.authentication import Authenticator
+from app.api.deps import bearer_scheme
+from app.services.authentication import Authenticator, NotAuthenticated
 from app.services.authorization import Actor, BuiltinPermission, require
 
 
@@ -23,13 +25,22 @@ def require_permissions(*codenames: str) -> Callable[..., Awaitable[Actor]]:
     async def actor_holding_permissions(
         request: Request, token: Annotated[str | None, Depends(bearer_scheme)]
     ) -> Actor:
-        principal = await get_principal(request, token)
-        user = principal.user
-        permissions: frozenset[str] = frozenset()
-        if not user.is_superuser:
-            state = request.app.state
-            permissions = await Authenticator(state.engine, state.token_codec).permissions_of(user)
-        actor = Actor(id=user.id, is_superuser=user.is_superuser, permissions=permissions)
+        if not token:
+            raise NotAuthenticated
+        state = request.app.state
+        authenticator = Authenticator(state.engine, state.token_codec)
+        claims = authenticator.decode(token)
+        if "sid" not in claims:  # a service client's own token (client-credentials grant)
+            scopes = await authenticator.client_scopes(claims)
+            actor = Actor(
+                id=None, is_superuser=False, permissions=scopes, client_id=str(claims["sub"])
+            )
+        else:
+            user = (await authenticator.principal_for(claims)).user
+            permissions: frozenset[str] = frozenset()
+            if not user.is_superuser:
+                permissions = await authenticator.permissions_of(user)
+            actor = Actor(id=user.id, is_superuser=user.is_superuser, permissions=permissions)
         require(actor, required)
         return actor
 

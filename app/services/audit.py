@@ -90,7 +90,9 @@ class AuditTrail:
         """One event per affected user (or one without a user), naming the admin who acted;
         written with a single flush however many users a bulk action touched."""
         client = client or ClientInfo()
-        if actor.id is None:
+        if actor.client_id is not None:
+            details = {**details, "via": "client", "actor_client_id": actor.client_id}
+        elif actor.id is None:
             details = {**details, "via": "cli"}
         await self.events.add_all(
             AuditEvent(

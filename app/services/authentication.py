@@ -12,10 +12,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Uuid, bindparam, select
+from sqlalchemy import String, Uuid, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.models import Permission, Role, User, UserSession, role_permissions, user_roles
+from app.models import (
+    Permission,
+    Role,
+    ServiceClient,
+    User,
+    UserSession,
+    role_permissions,
+    user_roles,
+)
 from app.services.errors import InvalidCredentials
 
 
@@ -91,6 +99,11 @@ _PERMISSIONS = (
 )
 
 
+_CLIENT = select(ServiceClient.is_active, ServiceClient.scopes).where(
+    ServiceClient.client_id == bindparam("client_id", type_=String())
+)
+
+
 class Authenticator:
     """Verifies access tokens. Read-only: one query on a short-lived connection, no ORM
     session (creating and closing one costs more than the query on this hot path)."""
@@ -105,11 +118,14 @@ class Authenticator:
         Beyond the signature and claims, the token must still be current: its user active,
         its session not ended, and its token version not bumped (logout-all, password change).
         """
+        return await self.principal_for(self.decode(token))
+
+    def decode(self, token: str) -> Mapping[str, Any]:
+        """The verified claims of `token`, or `NotAuthenticated`."""
         try:
-            claims = self.decoder.decode(token)
+            return self.decoder.decode(token)
         except Exception as exc:  # any decode problem is the same 401
             raise NotAuthenticated from exc
-        return await self.principal_for(claims)
 
     async def principal_for(
         self, claims: Mapping[str, Any], *, connection: AsyncConnection | None = None
@@ -146,6 +162,16 @@ class Authenticator:
             created_at=first.created_at,
         )
         return Principal(user=user, session_id=session_id, claims=claims)
+
+    async def client_scopes(self, claims: Mapping[str, Any]) -> frozenset[str]:
+        """What a service client's token may do right now: the scopes it was issued that the
+        client still holds, or `NotAuthenticated` once the client is disabled or deleted."""
+        async with self.engine.connect() as connection:
+            result = await connection.execute(_CLIENT, {"client_id": str(claims["sub"])})
+            row = result.first()
+        if row is None or not row.is_active:
+            raise NotAuthenticated
+        return frozenset(str(claims.get("scope", "")).split()) & frozenset(row.scopes)
 
     async def permissions_of(self, user: CurrentUser) -> frozenset[str]:
         """What the user may do right now: read from the roles in the database, not from the

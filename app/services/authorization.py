@@ -42,9 +42,10 @@ ADMIN_ROLE = "admin"
 class Actor:
     """Who performs an administrative action, and the permissions they hold right now."""
 
-    id: uuid.UUID | None  # None: the operator at the command line
+    id: uuid.UUID | None  # the user; None for a service client or the command line
     is_superuser: bool
     permissions: frozenset[str]
+    client_id: str | None = None  # a service client acting with its own token
 
     def lacks(self, codenames: Iterable[str]) -> set[str]:
         """The permissions among `codenames` the actor does not hold (none for superusers)."""

@@ -181,6 +181,41 @@ async def test_a_client_token_is_not_a_user_token(
     token = (await grant(client, basic(client_id, secret))).json()["access_token"]
 
     assert (await client.get("/users/me", headers=bearer(token))).status_code == 401
+    assert (await client.post("/auth/logout", headers=bearer(token))).status_code == 401
+
+
+async def test_a_client_token_uses_the_admin_api_within_its_scopes(
+    client: httpx.AsyncClient, root: dict[str, str], sessions: Sessions
+) -> None:
+    client_id, secret = await register_client(client, root, scopes=["users:read", "users:write"])
+    token = (await grant(client, basic(client_id, secret))).json()["access_token"]
+    narrow = (await grant(client, basic(client_id, secret), scope="users:read")).json()
+
+    assert (await client.get("/admin/users", headers=bearer(token))).status_code == 200
+    assert (await client.get("/admin/roles", headers=bearer(token))).status_code == 403
+    created = await client.post(
+        "/admin/users", json={"email": "synced@example.com"}, headers=bearer(token)
+    )
+    assert created.status_code == 201
+    refused = await client.post(
+        "/admin/users", json={"email": "x@example.com"}, headers=bearer(narrow["access_token"])
+    )
+    assert refused.status_code == 403  # the token's scope, not the client's, bounds it
+    async with sessions() as session:
+        event = await AuditEventRepository(session).get_one_by(type="user.created")
+    assert event is not None
+    assert event.actor_id is None
+    assert event.details["via"] == "client"
+    assert event.details["actor_client_id"] == client_id
+
+    # Taking a scope from the client, or disabling it, applies to tokens already issued.
+    await client.patch(f"/admin/clients/{client_id}", json={"scopes": []}, headers=root)
+    assert (await client.get("/admin/users", headers=bearer(token))).status_code == 403
+    await client.patch(
+        f"/admin/clients/{client_id}",
+        json={"scopes": ["users:read"], "is_active": False},
+        headers=root,
+    )
     assert (await client.get("/admin/users", headers=bearer(token))).status_code == 401
 
 
