@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from bench.context import BenchContext
 from bench.report import ScenarioOutcome
-from bench.scenarios import flood, introspect, login, me, scale
+from bench.scenarios import flood, introspect, kit, login, me, scale
 
 Scenario = Callable[[BenchContext], Awaitable[ScenarioOutcome]]
 
@@ -16,4 +16,5 @@ SCENARIOS: dict[str, Scenario] = {
     "flood": flood.run,
     "scale": scale.run,
     "introspect": introspect.run,
+    "kit": kit.run,
 }
