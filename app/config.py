@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -16,6 +16,19 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 class Environment(StrEnum):
     development = "development"
     production = "production"
+
+
+class OAuthProvider(BaseModel):
+    """One entry of `AUTH_OAUTH_PROVIDERS`. GitHub and Google have built-in endpoints; any
+    other provider is OpenID Connect, configured from its discovery document."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["github", "google", "oidc"] | None = None
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    discovery_url: str | None = None
+    scopes: list[str] | None = None
 
 
 class Settings(BaseSettings):
@@ -109,6 +122,19 @@ class Settings(BaseSettings):
     verify_email_token_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     reset_password_token_ttl_seconds: int = Field(default=30 * 60, ge=60)
 
+    # --- sign-in with external providers ---
+    oauth_providers: dict[str, OAuthProvider] = Field(
+        default_factory=dict,
+        description='JSON: {"github": {"client_id": ..., "client_secret": ...}, "<name>": '
+        '{"kind": "oidc", "discovery_url": ..., "client_id": ..., "client_secret": ...}}',
+    )
+    oauth_redirect_uris: list[str] = Field(
+        default_factory=list,
+        description="Allowed redirect URIs. Default: the service's own callback per provider.",
+    )
+    oauth_state_ttl_seconds: int = Field(default=600, ge=60, le=3600)
+    oauth_http_timeout_seconds: float = Field(default=10.0, gt=0)
+
     # --- cache / shared counters ---
     redis_url: str | None = None
 
@@ -150,6 +176,19 @@ class Settings(BaseSettings):
             problems.append("AUTH_EMAIL_BACKEND=console only logs mail (development); use smtp")
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _complete_oauth_providers(self) -> Self:
+        for name, provider in self.oauth_providers.items():
+            if provider.kind is None:
+                if name not in ("github", "google"):
+                    raise ValueError(
+                        f'AUTH_OAUTH_PROVIDERS[{name!r}]: set "kind" (github, google or oidc)'
+                    )
+                provider.kind = "github" if name == "github" else "google"
+            if provider.kind == "oidc" and not provider.discovery_url:
+                raise ValueError(f'AUTH_OAUTH_PROVIDERS[{name!r}]: oidc needs "discovery_url"')
         return self
 
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
+import httpx
 from fastapi import FastAPI
 
 from app.api.problems import install_problem_handlers
@@ -19,6 +20,7 @@ from app.api.routes import (
     admin_users,
     auth,
     health,
+    oauth,
     users_me,
     well_known,
 )
@@ -29,6 +31,7 @@ from app.models.base import utcnow
 from app.schema_migrations import upgrade_to_head
 from app.security.access_tokens import build_access_token_codec
 from app.security.passwords import PasswordHasher
+from app.services.oauth.providers import build_providers
 from app.services.rate_limits import RateLimiter
 
 logger = logging.getLogger(__name__)
@@ -53,9 +56,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.mail_dispatcher = MailDispatcher(
             build_email_sender(settings), attempts=settings.email_send_attempts
         )
+        app.state.oauth_providers = build_providers(settings)
+        app.state.oauth_http = httpx.AsyncClient(
+            timeout=settings.oauth_http_timeout_seconds, follow_redirects=False
+        )
         try:
             yield
         finally:
+            await app.state.oauth_http.aclose()
             app.state.password_hasher.close()
             await engine.dispose()
 
@@ -70,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(account_recovery.router)
+    app.include_router(oauth.router)
     app.include_router(users_me.router)
     app.include_router(well_known.router)
     for admin in (admin_users, admin_roles, admin_permissions, admin_clients, admin_audit):

@@ -29,6 +29,7 @@ from app.services.client_info import ClientInfo
 from app.services.clients import ClientAdminService
 from app.services.context import ServiceContext
 from app.services.introspection import IntrospectionService
+from app.services.oauth.login import OAuthLoginService
 from app.services.rate_limits import RateLimiter
 from app.services.role_admin import RoleAdminService
 from app.services.token_issuer import TokenIssuer
@@ -135,6 +136,19 @@ async def get_introspection_service(
     )
 
 
+async def get_oauth_login_service(
+    request: Request, session: SessionDep, context: ContextDep, codec: CodecDep
+) -> OAuthLoginService:
+    state = request.app.state
+    return OAuthLoginService(
+        session,
+        context,
+        providers=state.oauth_providers,
+        http=state.oauth_http,
+        issuer=TokenIssuer(codec, context.settings),
+    )
+
+
 async def get_account_service(session: SessionDep, context: ContextDep) -> AccountService:
     return AccountService(session, context)
 
@@ -181,6 +195,7 @@ async def get_audit_log_service(session: SessionDep, context: ContextDep) -> Aud
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 ClientGrantServiceDep = Annotated[ClientGrantService, Depends(get_client_grant_service)]
 IntrospectionServiceDep = Annotated[IntrospectionService, Depends(get_introspection_service)]
+OAuthLoginServiceDep = Annotated[OAuthLoginService, Depends(get_oauth_login_service)]
 AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
 AccountRecoveryServiceDep = Annotated[AccountRecoveryService, Depends(get_account_recovery_service)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.repositories.base import InvalidCursor
 from app.security.password_policy import WeakPassword
 from app.services.errors import (
+    BadGateway,
     Conflict,
     DomainError,
     InvalidCredentials,
@@ -41,6 +42,7 @@ _DOMAIN_STATUS: dict[type[DomainError], tuple[HTTPStatus, str]] = {
     PermissionDenied: (HTTPStatus.FORBIDDEN, "permission-denied"),
     RateLimited: (HTTPStatus.TOO_MANY_REQUESTS, "rate-limited"),
     ServiceUnavailable: (HTTPStatus.SERVICE_UNAVAILABLE, "service-unavailable"),
+    BadGateway: (HTTPStatus.BAD_GATEWAY, "bad-gateway"),
 }
 
 

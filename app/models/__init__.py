@@ -4,6 +4,7 @@ from app.models.action_token import ActionPurpose, ActionToken
 from app.models.audit_event import AuditEvent
 from app.models.base import Base
 from app.models.oauth_account import OAuthAccount
+from app.models.oauth_state import OAuthState
 from app.models.rbac import Permission, Role, role_permissions, user_roles
 from app.models.service_client import ServiceClient
 from app.models.user import User
@@ -15,6 +16,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "OAuthAccount",
+    "OAuthState",
     "Permission",
     "RefreshToken",
     "Role",

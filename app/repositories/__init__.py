@@ -4,6 +4,7 @@ from app.repositories.action_tokens import ActionTokenRepository
 from app.repositories.audit_events import AuditEventRepository
 from app.repositories.base import BaseRepository, InvalidCursor, Page, UniqueViolation
 from app.repositories.oauth_accounts import OAuthAccountRepository
+from app.repositories.oauth_states import OAuthStateRepository
 from app.repositories.roles import PermissionRepository, RoleRepository
 from app.repositories.service_clients import ServiceClientRepository
 from app.repositories.sessions import RefreshTokenRepository, SessionRepository
@@ -15,6 +16,7 @@ __all__ = [
     "BaseRepository",
     "InvalidCursor",
     "OAuthAccountRepository",
+    "OAuthStateRepository",
     "Page",
     "PermissionRepository",
     "RefreshTokenRepository",

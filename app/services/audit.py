@@ -30,6 +30,10 @@ class AuditEventType(StrEnum):
     email_verified = "email.verified"
     email_changed = "email.changed"
     profile_updated = "profile.updated"
+    oauth_login = "oauth.login"
+    oauth_linked = "oauth.linked"
+    oauth_unlinked = "oauth.unlinked"
+    oauth_link_refused = "oauth.link_refused"
     # Administration: `actor_id` names the admin, `user_id` the account changed (if any).
     user_created = "user.created"
     user_updated = "user.updated"

@@ -60,6 +60,12 @@ class RateLimited(DomainError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class BadGateway(DomainError):
+    """An upstream service (an identity provider) answered something unusable (502)."""
+
+    default_detail = "An upstream service gave an invalid answer."
+
+
 class ServiceUnavailable(DomainError):
     default_detail = "The service is temporarily unavailable; try again later."
 

@@ -16,10 +16,10 @@ from app.api.deps import (
     PrincipalDep,
 )
 from app.api.oauth_errors import NO_STORE, oauth_error, oauth_error_from
+from app.api.token_response import token_json
 from app.schemas.tokens import IntrospectionBody, OAuthErrorBody, TokenResponseBody
 from app.schemas.users import RegisterRequest, UserRead
 from app.services.errors import DomainError
-from app.services.token_issuer import TokenResponse
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -45,17 +45,6 @@ async def register(
         client=client,
     )
     return UserRead.model_validate(user)
-
-
-def _token_body(result: TokenResponse) -> JSONResponse:
-    body = TokenResponseBody(
-        access_token=result.access_token,
-        token_type=result.token_type,
-        expires_in=result.expires_in,
-        refresh_token=result.refresh_token,
-        scope=result.scope or None,
-    )
-    return JSONResponse(body.model_dump(exclude_none=True), headers=NO_STORE)
 
 
 @router.post("/token", response_model=TokenResponseBody, responses=OAUTH_ERRORS)
@@ -102,7 +91,7 @@ async def token(
             return oauth_error("unsupported_grant_type", f"Unsupported grant_type {grant_type!r}.")
     except DomainError as error:
         return oauth_error_from(error)
-    return _token_body(result)
+    return token_json(result)
 
 
 @router.post("/revoke", responses=OAUTH_ERRORS)

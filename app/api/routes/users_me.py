@@ -6,7 +6,8 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from app.api.deps import AccountServiceDep, ClientInfoDep, PrincipalDep
+from app.api.deps import AccountServiceDep, ClientInfoDep, OAuthLoginServiceDep, PrincipalDep
+from app.schemas.oauth import OAuthAccountRead
 from app.schemas.users import PasswordChange, ProfileUpdate, SessionRead, UserRead
 
 router = APIRouter(prefix="/users/me", tags=["me"])
@@ -76,3 +77,23 @@ async def end_session(
     client: ClientInfoDep,
 ) -> None:
     await service.end_session(principal.user.id, session_id, client)
+
+
+@router.get("/oauth-accounts", response_model=list[OAuthAccountRead])
+async def list_oauth_accounts(
+    principal: PrincipalDep, service: OAuthLoginServiceDep
+) -> list[OAuthAccountRead]:
+    """The providers linked to the account."""
+    links = await service.list_links(principal.user.id)
+    return [OAuthAccountRead.model_validate(link) for link in links]
+
+
+@router.delete("/oauth-accounts/{link_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def unlink_oauth_account(
+    link_id: uuid.UUID,
+    principal: PrincipalDep,
+    service: OAuthLoginServiceDep,
+    client: ClientInfoDep,
+) -> None:
+    """Unlink a provider; refused (409) when it is the last way to sign in."""
+    await service.unlink(principal.user.id, link_id, client)

@@ -1,0 +1,83 @@
+"""Sign-in with GitHub, Google and OpenID Connect providers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Cookie, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from app.api.deps import ClientInfoDep, OAuthLoginServiceDep, bearer_scheme, get_principal
+from app.api.oauth_errors import NO_STORE
+from app.api.token_response import token_json
+from app.schemas.oauth import AuthorizationUrl, OAuthAccountRead
+from app.schemas.tokens import TokenResponseBody
+from app.services.token_issuer import TokenResponse
+
+router = APIRouter(prefix="/auth/oauth", tags=["oauth"])
+
+# Binds a flow to the browser that started it: the callback must come with it.
+BROWSER_COOKIE = "authsvc_oauth"
+COOKIE_PATH = "/auth/oauth"
+QueryValue = Annotated[str | None, Query(max_length=2048)]
+
+
+@router.get("/{provider}/authorize", response_model=AuthorizationUrl)
+async def authorize(
+    provider: str,
+    request: Request,
+    service: OAuthLoginServiceDep,
+    token: Annotated[str | None, Depends(bearer_scheme)],
+    redirect_uri: QueryValue = None,
+) -> JSONResponse:
+    """The provider's authorization URL (with `state`, PKCE S256 and, for OpenID Connect, a
+    nonce), and a cookie binding the flow to this browser. Signed in (a bearer token), the
+    flow links the provider to the caller's account instead of signing in."""
+    link_user_id = None
+    if token is not None:
+        link_user_id = (await get_principal(request, token)).user.id
+    started = await service.start(provider, redirect_uri, link_user_id=link_user_id)
+    response = JSONResponse({"authorization_url": started.url}, headers=NO_STORE)
+    response.set_cookie(
+        BROWSER_COOKIE,
+        started.browser_secret,
+        max_age=service.settings.oauth_state_ttl_seconds,
+        path=COOKIE_PATH,
+        secure=service.settings.public_url.startswith("https://"),
+        httponly=True,
+        samesite="lax",  # sent on the provider's top-level redirect back, not cross-site posts
+    )
+    return response
+
+
+@router.get(
+    "/{provider}/callback",
+    response_model=TokenResponseBody | OAuthAccountRead,
+    responses={400: {"description": "Bad, used, expired or foreign state"}},
+)
+async def callback(
+    provider: str,
+    service: OAuthLoginServiceDep,
+    client: ClientInfoDep,
+    code: QueryValue = None,
+    state: QueryValue = None,
+    error: QueryValue = None,
+    browser_secret: Annotated[str | None, Cookie(alias=BROWSER_COOKIE)] = None,
+) -> JSONResponse:
+    """Finish the flow: the same token response as `/auth/token` for a sign-in, or the new
+    link for a link flow."""
+    result = await service.finish(
+        provider,
+        code=code,
+        state=state,
+        error=error,
+        browser_secret=browser_secret,
+        client=client,
+    )
+    if isinstance(result, TokenResponse):
+        response = token_json(result)
+    else:
+        body = OAuthAccountRead.model_validate(result).model_dump(mode="json")
+        response = JSONResponse(body, headers=NO_STORE)
+    response.delete_cookie(BROWSER_COOKIE, path=COOKIE_PATH)
+    return response

@@ -1,0 +1,21 @@
+"""The RFC 6749 section 5.1 token response, as every sign-in route answers it."""
+
+from __future__ import annotations
+
+from fastapi.responses import JSONResponse
+
+from app.api.oauth_errors import NO_STORE
+from app.schemas.tokens import TokenResponseBody
+from app.services.token_issuer import TokenResponse
+
+
+def token_json(result: TokenResponse) -> JSONResponse:
+    """The token response body, never cached."""
+    body = TokenResponseBody(
+        access_token=result.access_token,
+        token_type=result.token_type,
+        expires_in=result.expires_in,
+        refresh_token=result.refresh_token,
+        scope=result.scope or None,
+    )
+    return JSONResponse(body.model_dump(exclude_none=True), headers=NO_STORE)

@@ -1,0 +1,31 @@
+"""An external sign-in in progress: what the callback must find to finish it safely."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, CreatedAt, UUIDPrimaryKey
+
+
+class OAuthState(UUIDPrimaryKey, CreatedAt, Base):
+    """One authorization request. The `state` and the browser cookie are kept as digests;
+    the PKCE verifier must be sent to the provider, so it is kept as is, for minutes, once."""
+
+    __tablename__ = "oauth_states"
+
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(50))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    nonce: Mapped[str | None] = mapped_column(String(128))
+    redirect_uri: Mapped[str] = mapped_column(String(2000))
+    # Set when a signed-in user links another provider to their account.
+    link_user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE")
+    )
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime | None]
