@@ -268,11 +268,19 @@ class OAuthLoginService(Service):
         return user
 
     async def _adopt(self, user: User, identity: ExternalIdentity, client: ClientInfo) -> None:
-        """Link a verified provider identity to the existing account with its email."""
+        """Link a verified provider identity to the existing account with its email.
+
+        An account nobody verified may have been set up by a squatter waiting for the owner:
+        the owner takes it over clean, without the squatter's password, sessions or links.
+        """
+        defended = not user.is_verified
+        if defended:
+            await self.accounts.delete_many(
+                [link.id for link in await self.accounts.list_for_user(user.id)]
+            )
         await self.accounts.add_account(
             user.id, identity.provider, identity.account_id, account_email=identity.email
         )
-        defended = not user.is_verified
         if defended:
             user.hashed_password = None
             user.is_verified = True

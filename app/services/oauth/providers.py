@@ -308,7 +308,11 @@ class OIDCProvider:
             raise ProviderError("The provider returned no ID token.")
         claims = await self._verified_claims(http, metadata, id_token, nonce)
         if "email" not in claims and metadata.userinfo_endpoint:
-            claims = {**await self._userinfo(http, metadata, tokens), **claims}
+            userinfo = await self._userinfo(http, metadata, tokens)
+            # OpenID Connect Core 5.3.4: an answer about another subject must not be used.
+            if str(userinfo.get("sub")) != str(claims["sub"]):
+                raise ProviderError("The provider's userinfo is about another subject.")
+            claims = {**userinfo, **claims}
         email = claims.get("email")
         return ExternalIdentity(
             provider=self.name,
