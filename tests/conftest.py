@@ -210,6 +210,13 @@ async def app(settings: Settings, reset_database: ResetDatabase) -> AsyncIterato
 
 
 @pytest.fixture
+def sessions(app: FastAPI) -> async_sessionmaker[AsyncSession]:
+    """Sessions over the database of the app under test, to set up or check state directly."""
+    factory: async_sessionmaker[AsyncSession] = app.state.session_factory
+    return factory
+
+
+@pytest.fixture
 def clock(app: FastAPI) -> FrozenClock:
     """Replace the app's clock with one the test advances by hand."""
     clock = FrozenClock()

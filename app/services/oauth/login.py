@@ -215,7 +215,8 @@ class OAuthLoginService(Service):
                 created = False
                 if link is not None:
                     user = await self._user(link.user_id)
-                    await self.accounts.update_account(link, account_email=identity.email)
+                    if identity.email:
+                        await self.accounts.update_account(link, account_email=identity.email)
                 else:
                     existing = (
                         await self.users.get_by_email(identity.email) if identity.email else None
@@ -300,6 +301,8 @@ class OAuthLoginService(Service):
         try:
             async with unit_of_work(self.session):
                 user = await self._user(user_id)
+                if not user.is_active:  # deactivated since the flow started
+                    raise SignInDisabled
                 link = await self.accounts.get_by_provider_account(
                     identity.provider, identity.account_id
                 )
