@@ -198,7 +198,9 @@ def settings_overrides() -> dict[str, object]:
 
 @pytest.fixture
 def settings(database_url: str, keys_dir: Path, settings_overrides: dict[str, object]) -> Settings:
-    return make_settings(database_url, keys_dir=keys_dir, **settings_overrides)
+    overrides = {"keys_dir": keys_dir, **settings_overrides}
+    url = str(overrides.pop("database_url", database_url))
+    return make_settings(url, **overrides)
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.repositories.base import InvalidCursor
@@ -135,6 +137,43 @@ async def _invalid_cursor(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+# How long clients should wait before retrying while the database is unreachable.
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+def is_database_outage(error: BaseException) -> bool:
+    """Whether `error` means the database cannot be reached (down, refusing, timing out, or a
+    pooled connection that died), as opposed to a bug in a query."""
+    if isinstance(error, SQLAlchemyTimeoutError | ConnectionError | TimeoutError):
+        return True  # pool exhausted, connection refused or reset, connect timed out
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        return isinstance(error.orig, ConnectionError | TimeoutError | OSError) or (
+            type(error.orig).__name__
+            in {"ConnectionDoesNotExistError", "CannotConnectNowError", "InterfaceError"}
+        )
+    return isinstance(error, OSError)
+
+
+async def _database_error(request: Request, error: Exception) -> JSONResponse:
+    if not is_database_outage(error):
+        return await _unhandled_error(request, error)
+    # Expected during an outage: fail fast with a hint when to retry; no stack trace.
+    logger.warning(
+        "database unavailable on %s %s: %s",
+        request.method,
+        request.url.path,
+        type(error).__name__,
+    )
+    return problem_response(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        "The service is temporarily unavailable; try again later.",
+        type_=TYPE_PREFIX + "service-unavailable",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _unhandled_error(request: Request, error: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(
@@ -151,4 +190,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(InvalidCursor, _invalid_cursor)
+    for outage in (DBAPIError, SQLAlchemyTimeoutError, OSError):
+        app.add_exception_handler(outage, _database_error)
     app.add_exception_handler(Exception, _unhandled_error)
