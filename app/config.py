@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -138,6 +140,15 @@ class Settings(BaseSettings):
     # --- cache / shared counters ---
     redis_url: str | None = None
 
+    # --- HTTP hardening ---
+    # Browser origins allowed to call the API with credentials (CORS). Empty: no CORS at all.
+    cors_origins: list[str] = Field(default_factory=list)
+    # Reverse proxies (IPs or CIDR networks) whose X-Forwarded-For is believed. Empty: the
+    # socket peer is the client.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Larger request bodies are refused with 413 before they are read.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -155,6 +166,28 @@ class Settings(BaseSettings):
         if self.jwt_keys_autogenerate is None:
             return self.environment is Environment.development
         return self.jwt_keys_autogenerate
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_cors_origins(cls, origins: list[str]) -> list[str]:
+        # Browsers send `Origin: scheme://host[:port]`; anything else would never match.
+        checked = []
+        for origin in origins:
+            origin = origin.strip().rstrip("/")
+            if origin != "*":
+                parts = urlsplit(origin)
+                if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+                    raise ValueError(f"AUTH_CORS_ORIGINS: {origin!r} is not scheme://host[:port]")
+            checked.append(origin)
+        return checked
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, entries: list[str]) -> list[str]:
+        try:
+            return [str(ipaddress.ip_network(entry.strip(), strict=False)) for entry in entries]
+        except ValueError as error:
+            raise ValueError(f"AUTH_TRUSTED_PROXIES: {error}") from None
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Self:
@@ -174,6 +207,16 @@ class Settings(BaseSettings):
             )
         if self.email_backend == "console":
             problems.append("AUTH_EMAIL_BACKEND=console only logs mail (development); use smtp")
+        for name, url in (("AUTH_PUBLIC_URL", self.public_url), ("AUTH_ISSUER", self.issuer)):
+            if not _is_https_or_loopback(url):
+                problems.append(f"{name} must be https:// (plain http only for localhost)")
+        if "*" in self.cors_origins:
+            problems.append("AUTH_CORS_ORIGINS must list origins, not '*'")
+        if any(ipaddress.ip_network(entry).prefixlen == 0 for entry in self.trusted_proxies):
+            problems.append(
+                "AUTH_TRUSTED_PROXIES trusts every address (0.0.0.0/0 or ::/0), "
+                "so any client could forge its IP; list your proxies"
+            )
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
@@ -190,6 +233,22 @@ class Settings(BaseSettings):
             if provider.kind == "oidc" and not provider.discovery_url:
                 raise ValueError(f'AUTH_OAUTH_PROVIDERS[{name!r}]: oidc needs "discovery_url"')
         return self
+
+
+def _is_https_or_loopback(url: str) -> bool:
+    """Whether `url` is https, or http on this machine (the docker-compose stack on a laptop),
+    where nothing crosses a network that could read or alter it."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return True
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    if parts.hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
 
 
 @lru_cache(maxsize=1)

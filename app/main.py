@@ -10,6 +10,7 @@ import anyio
 import httpx
 from fastapi import FastAPI
 
+from app.api.hardening import install_hardening
 from app.api.problems import install_problem_handlers
 from app.api.routes import (
     account_recovery,
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_problem_handlers(app)
+    install_hardening(app, settings)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(account_recovery.router)

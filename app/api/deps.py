@@ -14,6 +14,7 @@ from fastapi import BackgroundTasks, Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.api.client_ip import client_ip
 from app.config import Settings
 from app.db import get_session
 from app.mail import MailDispatcher, OutgoingEmail
@@ -84,8 +85,11 @@ async def get_outbox(request: Request, tasks: BackgroundTasks) -> BackgroundMail
 
 
 async def get_client_info(request: Request) -> ClientInfo:
+    # X-Forwarded-For counts only from the proxies in AUTH_TRUSTED_PROXIES (parsed once by
+    # install_hardening); an app built without it trusts none.
+    trusted = getattr(request.app.state, "trusted_proxies", ())
     return ClientInfo(
-        ip=request.client.host if request.client else None,
+        ip=client_ip(request, trusted),
         user_agent=request.headers.get("user-agent"),
     )
 

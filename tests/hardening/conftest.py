@@ -1,0 +1,29 @@
+"""The `app` under test with hardening installed, whether or not `create_app` does it yet."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from fastapi import FastAPI
+
+from app.api.hardening import install_hardening
+from app.config import Settings
+from app.main import create_app
+from tests.conftest import ResetDatabase
+
+
+@pytest.fixture
+async def app(settings: Settings, reset_database: ResetDatabase) -> AsyncIterator[FastAPI]:
+    app = create_app(settings)
+    if not hasattr(app.state, "trusted_proxies"):  # create_app does not install it (yet)
+        install_hardening(app, settings)
+
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    # An unhandled error, to check the 500 that Starlette's outermost middleware sends.
+    app.add_api_route("/test-only/boom", boom)
+    async with app.router.lifespan_context(app):
+        yield app
+    await reset_database()
