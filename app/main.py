@@ -29,6 +29,7 @@ from app.config import Settings, get_settings
 from app.db import create_engine, create_session_factory
 from app.mail import MailDispatcher, build_email_sender
 from app.models.base import utcnow
+from app.observability import install_observability
 from app.schema_migrations import upgrade_to_head
 from app.security.access_tokens import build_access_token_codec
 from app.security.passwords import PasswordHasher
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_problem_handlers(app)
     install_hardening(app, settings)
+    install_observability(app, settings)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(account_recovery.router)

@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import User
+from app.observability.metrics import current_metrics
 from app.repositories import PermissionRepository, UserRepository
 from app.repositories.base import UniqueViolation
 from app.repositories.users import normalize_email
@@ -94,6 +95,7 @@ class AuthService(Service):
 
         if user is None or not matches or not user.is_active:
             await self._record_failed_login(user, account_key, client)
+            current_metrics().login_failed()
             raise LoginFailed
 
         now = self.clock()
@@ -116,6 +118,8 @@ class AuthService(Service):
                 session_id=str(issued.session.id),
             )
         await self.limiter.reset(LimitName.login_account, account_key)
+        current_metrics().login_ok()
+        current_metrics().token_issued("password")
         return self.issuer.for_session(issued)
 
     async def refresh_grant(self, *, refresh_token: str, client: ClientInfo) -> TokenResponse:
@@ -134,7 +138,9 @@ class AuthService(Service):
                     user_id=reuse.user_id,
                     session_id=str(reuse.session_id),
                 )
+            current_metrics().refresh_reuse()
             raise
+        current_metrics().token_issued("refresh_token")
         return self.issuer.for_session(issued)
 
     async def logout(

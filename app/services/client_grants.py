@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.observability.metrics import current_metrics
 from app.repositories import PermissionRepository
 from app.services.client_auth import ClientAuthenticator, ClientCredentials
 from app.services.client_info import ClientInfo
@@ -38,4 +39,5 @@ class ClientGrantService(Service):
             raise InvalidScope(
                 f"Not allowed for this client: {' '.join(sorted(requested - allowed))}."
             )
+        current_metrics().token_issued("client_credentials")
         return self.issuer.for_client(service_client, " ".join(sorted(requested)))

@@ -16,6 +16,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
 from app.config import Settings
+from app.observability.metrics import current_metrics
 from app.services.errors import RateLimited
 
 
@@ -59,6 +60,7 @@ class RateLimiter:
             return
         item = self._rules[name]
         if not await self._strategy.test(item, name.value, key):
+            current_metrics().throttled(name.value)
             raise RateLimited(retry_after_seconds=await self._retry_after(item, name, key))
 
     async def hit(self, name: LimitName, key: str | None) -> None:
@@ -72,6 +74,7 @@ class RateLimiter:
             return
         item = self._rules[name]
         if not await self._strategy.hit(item, name.value, key):
+            current_metrics().throttled(name.value)
             raise RateLimited(retry_after_seconds=await self._retry_after(item, name, key))
 
     async def reset(self, name: LimitName, key: str | None) -> None:

@@ -26,6 +26,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import OAuthAccount, OAuthState, User
+from app.observability.metrics import current_metrics
 from app.repositories import OAuthAccountRepository, OAuthStateRepository, UserRepository
 from app.repositories.base import UniqueViolation
 from app.security.opaque_tokens import new_opaque_token, token_digest
@@ -252,6 +253,7 @@ class OAuthLoginService(Service):
         except UnverifiedEmail:
             await self._record_refusal(identity, client)  # after the rollback, on its own
             raise
+        current_metrics().token_issued("oauth")
         return self.issuer.for_session(issued)
 
     async def _create_user(self, identity: ExternalIdentity) -> User:
