@@ -106,3 +106,23 @@ async def test_replicas_share_counters_through_redis(redis_settings: Settings) -
 
     assert response.status_code == 429
     assert int(response.headers["retry-after"]) > 0
+
+
+@pytest.mark.usefixtures("session_factory")
+async def test_with_redis_down_sign_in_works_and_limits_hold_in_process(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Nothing listens on port 1: every Redis call fails at once, as with Redis down.
+    down = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    app = create_app(down)
+    async with app.router.lifespan_context(app), await _client_for(app) as client:
+        await register(client, "ada@example.com")
+        assert (await password_grant(client, "ada@example.com")).status_code == 200
+        for _ in range(3):
+            assert (await password_grant(client, "ada@example.com", WRONG)).status_code == 400
+
+        throttled = await password_grant(client, "ada@example.com")
+
+    assert throttled.status_code == 429
+    warnings = [r for r in caplog.records if "rate-limit store unreachable" in r.getMessage()]
+    assert len(warnings) == 1  # said once, not on every request
