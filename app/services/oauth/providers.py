@@ -123,6 +123,39 @@ async def _exchange_code(
     return body
 
 
+def _authorization_query(
+    config: OAuthProvider,
+    scopes: list[str],
+    *,
+    state: str,
+    code_challenge: str,
+    redirect_uri: str,
+    **extra: str,
+) -> str:
+    """The query of an authorization-code request with PKCE S256 (RFC 6749, RFC 7636)."""
+    query = {
+        "response_type": "code",
+        "client_id": config.client_id,
+        "redirect_uri": redirect_uri,
+        "scope": " ".join(scopes),
+        "state": state,
+        "code_challenge": code_challenge,
+        "code_challenge_method": "S256",
+        **extra,
+    }
+    return urlencode(query)
+
+
+def _code_grant(code: str, code_verifier: str, redirect_uri: str) -> dict[str, str]:
+    """The token request that redeems an authorization code with its PKCE verifier."""
+    return {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "code_verifier": code_verifier,
+    }
+
+
 class GitHubProvider:
     """GitHub OAuth apps: no OpenID Connect, so the account comes from the REST API and the
     email from its list of the user's addresses (the primary one, if verified)."""
@@ -146,17 +179,15 @@ class GitHubProvider:
         nonce: str | None,
         redirect_uri: str,
     ) -> str:
-        query = {
-            "response_type": "code",
-            "client_id": self.config.client_id,
-            "redirect_uri": redirect_uri,
-            "scope": " ".join(self.scopes),
-            "state": state,
-            "code_challenge": code_challenge,
-            "code_challenge_method": "S256",
-            "allow_signup": "true",
-        }
-        return f"{self.AUTHORIZE_URL}?{urlencode(query)}"
+        query = _authorization_query(
+            self.config,
+            self.scopes,
+            state=state,
+            code_challenge=code_challenge,
+            redirect_uri=redirect_uri,
+            allow_signup="true",
+        )
+        return f"{self.AUTHORIZE_URL}?{query}"
 
     async def identity(
         self,
@@ -171,12 +202,7 @@ class GitHubProvider:
             http,
             self.TOKEN_URL,
             self.config,
-            {
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": redirect_uri,
-                "code_verifier": code_verifier,
-            },
+            _code_grant(code, code_verifier, redirect_uri),
             basic_auth=False,
         )
         headers = {
@@ -269,18 +295,16 @@ class OIDCProvider:
         redirect_uri: str,
     ) -> str:
         metadata = await self.metadata(http)
-        query = {
-            "response_type": "code",
-            "client_id": self.config.client_id,
-            "redirect_uri": redirect_uri,
-            "scope": " ".join(self.scopes),
-            "state": state,
-            "code_challenge": code_challenge,
-            "code_challenge_method": "S256",
-            "nonce": nonce or "",
-        }
+        query = _authorization_query(
+            self.config,
+            self.scopes,
+            state=state,
+            code_challenge=code_challenge,
+            redirect_uri=redirect_uri,
+            nonce=nonce or "",
+        )
         separator = "&" if "?" in metadata.authorization_endpoint else "?"
-        return f"{metadata.authorization_endpoint}{separator}{urlencode(query)}"
+        return f"{metadata.authorization_endpoint}{separator}{query}"
 
     async def identity(
         self,
@@ -296,12 +320,7 @@ class OIDCProvider:
             http,
             metadata.token_endpoint,
             self.config,
-            {
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": redirect_uri,
-                "code_verifier": code_verifier,
-            },
+            _code_grant(code, code_verifier, redirect_uri),
         )
         id_token = tokens.get("id_token")
         if not isinstance(id_token, str):
