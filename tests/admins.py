@@ -8,7 +8,13 @@ from collections.abc import Iterable
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.repositories import PermissionRepository, RoleRepository, UserRepository
+from app.models import AuditEvent
+from app.repositories import (
+    AuditEventRepository,
+    PermissionRepository,
+    RoleRepository,
+    UserRepository,
+)
 from tests.flows import bearer, register, sign_in
 
 
@@ -69,3 +75,11 @@ async def register_client(
     assert response.status_code == 201, response.text
     body = response.json()
     return str(body["client_id"]), str(body["client_secret"])
+
+
+async def audit_events(
+    sessions: async_sessionmaker[AsyncSession], event_type: str
+) -> list[AuditEvent]:
+    """Every audit event of `event_type`, oldest first."""
+    async with sessions() as session:
+        return await AuditEventRepository(session).list_by(type=event_type)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import httpx
@@ -56,3 +57,27 @@ async def register_and_sign_in(
 ) -> dict[str, Any]:
     await register(client, email, **extra)
     return await sign_in(client, email)
+
+
+def basic(client_id: str, secret: str) -> dict[str, str]:
+    """HTTP Basic client authentication (client_secret_basic)."""
+    pair = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {pair}"}
+
+
+async def user_id(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
+    """The id of the user the bearer `headers` belong to."""
+    response = await client.get("/users/me", headers=headers)
+    assert response.status_code == 200, response.text
+    return str(response.json()["id"])
+
+
+def assert_problem(response: httpx.Response, *statuses: int) -> dict[str, Any]:
+    """An RFC 9457 problem with one of `statuses` (and no token in it); its body."""
+    assert response.status_code in statuses, (response.status_code, response.text)
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert {"type", "title", "status", "detail"} <= body.keys()
+    assert body["status"] == response.status_code
+    assert "access_token" not in body
+    return body

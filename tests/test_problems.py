@@ -9,9 +9,10 @@ import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
-from app.api.problems import PROBLEM_JSON, install_problem_handlers
+from app.api.problems import install_problem_handlers
 from app.repositories.base import decode_cursor
 from app.services.errors import Conflict, NotFound, PermissionDenied, RateLimited
+from tests.flows import assert_problem
 
 
 class Payload(BaseModel):
@@ -60,15 +61,6 @@ async def probe() -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=build_probe_app(), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, object]:
-    assert response.status_code == status
-    assert response.headers["content-type"] == PROBLEM_JSON
-    body: dict[str, object] = response.json()
-    assert {"type", "title", "status", "detail"} <= body.keys()
-    assert body["status"] == status
-    return body
 
 
 async def test_validation_errors_list_each_field(probe: httpx.AsyncClient) -> None:

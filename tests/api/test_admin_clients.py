@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.repositories import AuditEventRepository, ServiceClientRepository
 from app.security.client_secrets import verify_client_secret
 from tests.admins import admin_headers
-from tests.flows import bearer, register_and_sign_in
+from tests.flows import bearer, register_and_sign_in, user_id
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -31,10 +31,6 @@ async def create_client(
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
-
-
-async def user_id(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
-    return str((await client.get("/users/me", headers=headers)).json()["id"])
 
 
 async def stored_client_ids(sessions: Sessions) -> set[str]:

@@ -9,10 +9,9 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.repositories import AuditEventRepository
 from app.services.authorization import BUILTIN_PERMISSIONS
-from tests.admins import admin_headers
-from tests.flows import bearer, register_and_sign_in
+from tests.admins import admin_headers, audit_events
+from tests.flows import assert_problem, bearer, register_and_sign_in
 
 Sessions = async_sessionmaker[AsyncSession]
 Headers = dict[str, str]
@@ -45,19 +44,6 @@ async def create_permission(
     )
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
-    return body
-
-
-async def audit_events(sessions: Sessions, event_type: str) -> list[Any]:
-    async with sessions() as session:
-        return await AuditEventRepository(session).list_by(type=event_type)
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
     return body
 
 

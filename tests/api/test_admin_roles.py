@@ -11,9 +11,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.repositories import AuditEventRepository
-from tests.admins import admin_headers
-from tests.flows import register_and_sign_in
+from tests.admins import admin_headers, audit_events
+from tests.flows import assert_problem, register_and_sign_in, user_id
 
 Sessions = async_sessionmaker[AsyncSession]
 Headers = dict[str, str]
@@ -53,24 +52,6 @@ async def role_permissions(client: httpx.AsyncClient, headers: Headers, name: st
     assert response.status_code == 200, response.text
     codenames: list[str] = response.json()["permissions"]
     return codenames
-
-
-async def audit_events(sessions: Sessions, event_type: str) -> list[Any]:
-    async with sessions() as session:
-        return await AuditEventRepository(session).list_by(type=event_type)
-
-
-async def user_id(client: httpx.AsyncClient, headers: Headers) -> str:
-    identifier: str = (await client.get("/users/me", headers=headers)).json()["id"]
-    return identifier
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
 
 
 # --- who may call ------------------------------------------------------------------------

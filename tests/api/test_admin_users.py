@@ -15,19 +15,13 @@ from sqlalchemy import event
 
 from app.repositories import AuditEventRepository, UserRepository
 from tests.admins import admin_headers, grant
-from tests.flows import PASSWORD, bearer, refresh, register, register_and_sign_in, sign_in
+from tests.flows import PASSWORD, bearer, refresh, register, register_and_sign_in, sign_in, user_id
 
 NEW_PASSWORD = "a completely different passphrase"
 
 
 async def superuser(client: httpx.AsyncClient, sessions: Any) -> dict[str, str]:
     return await admin_headers(client, sessions, "root@example.com", superuser=True)
-
-
-async def user_id(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
-    response = await client.get("/users/me", headers=headers)
-    assert response.status_code == 200, response.text
-    return str(response.json()["id"])
 
 
 async def audit_types(sessions: Any, subject: str) -> list[str]:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.repositories import AuditEventRepository
 from tests.admins import admin_headers, register_client
-from tests.flows import bearer
+from tests.flows import basic, bearer
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -23,11 +23,6 @@ Sessions = async_sessionmaker[AsyncSession]
 @pytest.fixture
 async def root(client: httpx.AsyncClient, sessions: Sessions) -> dict[str, str]:
     return await admin_headers(client, sessions, superuser=True)
-
-
-def basic(client_id: str, secret: str) -> dict[str, str]:
-    pair = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {pair}"}
 
 
 async def grant(

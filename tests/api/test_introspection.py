@@ -3,7 +3,6 @@ clients only."""
 
 from __future__ import annotations
 
-import base64
 import time
 from typing import Any
 
@@ -15,14 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.security.access_tokens import AccessTokenCodec
 from app.security.keys import KeyRing, SigningKey
 from tests.admins import admin_headers, register_client
-from tests.flows import PASSWORD, bearer, refresh, register_and_sign_in
+from tests.flows import PASSWORD, basic, bearer, refresh, register_and_sign_in
 
 Sessions = async_sessionmaker[AsyncSession]
 NEW_PASSWORD = "a completely different passphrase"
-
-
-def basic(client_id: str, secret: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
 
 
 @pytest.fixture

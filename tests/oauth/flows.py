@@ -118,15 +118,6 @@ async def tokens_from(
     return body
 
 
-def assert_problem(response: httpx.Response, *statuses: int) -> None:
-    """An RFC 9457 problem with one of `statuses`, and no token in it."""
-    assert response.status_code in statuses, (response.status_code, response.text)
-    assert response.headers["content-type"].startswith("application/problem+json"), response
-    body = response.json()
-    assert body["status"] == response.status_code
-    assert "access_token" not in body
-
-
 # --- reading state ---------------------------------------------------------------------------
 
 Sessions = async_sessionmaker[AsyncSession]

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.flows import bearer, password_grant, register
+from tests.flows import assert_problem, bearer, password_grant, register
 from tests.oauth.authorization_server import Identity, s256
 from tests.oauth.conftest import GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET, GOOGLE_CLIENT_ID
 from tests.oauth.fake_providers import (
@@ -24,7 +24,6 @@ from tests.oauth.fake_providers import (
 )
 from tests.oauth.flows import (
     Sessions,
-    assert_problem,
     audit_count,
     finish,
     link_count,

@@ -10,11 +10,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.flows import bearer, password_grant, refresh, register, register_and_sign_in, sign_in
+from tests.flows import (
+    assert_problem,
+    bearer,
+    password_grant,
+    refresh,
+    register,
+    register_and_sign_in,
+    sign_in,
+)
 from tests.oauth.authorization_server import Identity
 from tests.oauth.flows import (
     Sessions,
-    assert_problem,
     audit_count,
     link_count,
     sign_in_with,

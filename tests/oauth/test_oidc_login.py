@@ -12,14 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.flows import PASSWORD, bearer, password_grant, refresh
+from tests.flows import PASSWORD, assert_problem, bearer, password_grant, refresh
 from tests.oauth.authorization_server import Identity, s256
 from tests.oauth.conftest import CLIENT_ID, provider_settings
 from tests.oauth.flows import (
     COOKIE_NAME,
     FRONTEND_CALLBACK,
     Sessions,
-    assert_problem,
     audit_count,
     finish,
     link_count,

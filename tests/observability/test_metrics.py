@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -15,17 +13,12 @@ from app.config import Settings
 from app.main import create_app
 from app.observability import install_observability
 from tests.admins import admin_headers, register_client
-from tests.flows import password_grant, refresh, register, register_and_sign_in
+from tests.flows import basic, password_grant, refresh, register, register_and_sign_in
 from tests.observability.conftest import JsonLines
 from tests.state import FrozenClock
 
 WRONG = "definitely the wrong password"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def basic(client_id: str, secret: str) -> dict[str, str]:
-    pair = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {pair}"}
 
 
 @pytest.fixture
