@@ -4,6 +4,7 @@ verification, the provider failing, and what a sign-in creates."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
@@ -292,6 +293,21 @@ async def test_a_state_cannot_be_used_twice(
 
     assert_problem(replay, 400)
     assert len(standin.token_requests) == 1  # refused before the provider was asked again
+
+
+async def test_two_callbacks_racing_with_one_state_sign_in_once(
+    client: httpx.AsyncClient, standin: OIDCStandin, sessions: Sessions
+) -> None:
+    authorization_url, cookies = await start(client, "acme")
+    code, state = standin.approve(authorization_url, ADA)
+
+    responses = await asyncio.gather(
+        *(finish(client, "acme", code, state, cookies) for _ in range(4))
+    )
+
+    assert sorted(r.status_code for r in responses) == [200, 400, 400, 400]
+    assert len(standin.token_requests) == 1
+    assert await user_count(sessions) == 1
 
 
 async def test_a_callback_without_the_flow_cookie_is_refused(
