@@ -15,7 +15,8 @@ from authsvc_kit import AuthsvcKit
 from examples.consumer_service import create_app, kit_from_environment
 from tests.admins import grant
 from tests.flows import bearer, password_grant, register, register_and_sign_in
-from tests.kit.conftest import AUDIENCE, LiveService
+from tests.kit.conftest import AUDIENCE
+from tests.live_server import LiveService
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from authsvc_kit import AuthsvcKit, AuthsvcUnavailable, Introspector, InvalidTok
 from examples.consumer_service import create_app
 from tests.admins import admin_headers
 from tests.flows import bearer, register_and_sign_in
-from tests.kit.conftest import AUDIENCE, CountingTransport, LiveService
+from tests.kit.conftest import AUDIENCE, CountingTransport
+from tests.live_server import LiveService
 
 INTROSPECT_PATH = "/auth/introspect"
 

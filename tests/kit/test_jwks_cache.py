@@ -16,13 +16,8 @@ from app.config import Settings
 from app.security.keys import KeyDirectory
 from authsvc_kit import InvalidToken
 from tests.flows import register, sign_in
-from tests.kit.conftest import (
-    CountingTransport,
-    LiveService,
-    ManualClock,
-    start_service,
-    verifier_for,
-)
+from tests.kit.conftest import CountingTransport, ManualClock, verifier_for
+from tests.live_server import LiveService, start_service
 
 JWKS_PATH = "/.well-known/jwks.json"
 
