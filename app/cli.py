@@ -57,7 +57,7 @@ def serve(
         port=port or settings.port,
         log_level=settings.log_level,
         proxy_headers=False,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
 
 

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "info"
+    shutdown_grace_seconds: int = Field(
+        default=10,
+        ge=1,
+        description="On SIGTERM, stop accepting and let in-flight requests finish for this long.",
+    )
 
     # --- database ---
     database_url: str = "sqlite+aiosqlite:///./var/authsvc.db"
@@ -62,6 +67,13 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_statement_timeout_seconds: float = Field(
+        default=15.0,
+        ge=0,
+        description="PostgreSQL cancels any statement running longer (0: no limit). A request "
+        "stuck behind a lock or a slow query then fails with 503 instead of holding a "
+        "connection. On SQLite, the wait for the writer lock is bounded by it instead.",
+    )
     db_echo: bool = False
 
     # --- identity of this issuer ---

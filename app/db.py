@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,23 +26,44 @@ def ensure_sqlite_directory(database_url: str) -> None:
         Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _enable_sqlite_integrity(dbapi_connection: Any, _record: Any) -> None:
-    # SQLite ignores foreign keys (and so ON DELETE CASCADE) unless asked per connection;
-    # WAL and a busy timeout let concurrent requests wait for the writer instead of failing.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
+# How long a SQLite connection waits for the writer lock when no statement timeout is set.
+SQLITE_DEFAULT_BUSY_TIMEOUT_MS = 5000
+
+
+def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
+    def enable_integrity(dbapi_connection: Any, _record: Any) -> None:
+        # SQLite ignores foreign keys (and so ON DELETE CASCADE) unless asked per connection;
+        # WAL and a busy timeout let concurrent requests wait for the writer instead of failing.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms:d}")
+        cursor.close()
+
+    return enable_integrity
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
     """Build the async engine for `settings.database_url` (PostgreSQL/asyncpg or SQLite)."""
+    statement_timeout = settings.db_statement_timeout_seconds
     if settings.is_sqlite:
         ensure_sqlite_directory(settings.database_url)
         engine = create_async_engine(settings.database_url, echo=settings.db_echo)
-        event.listen(engine.sync_engine, "connect", _enable_sqlite_integrity)
+        busy_timeout = (
+            _milliseconds(statement_timeout)
+            if statement_timeout
+            else SQLITE_DEFAULT_BUSY_TIMEOUT_MS
+        )
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(busy_timeout))
         return engine
+    # Set per connection at connect time (a startup parameter): no extra round trip per query.
+    server_settings = {"statement_timeout": str(_milliseconds(statement_timeout))}
+    if not statement_timeout:
+        server_settings = {}
     return create_async_engine(
         settings.database_url,
         echo=settings.db_echo,
@@ -50,7 +71,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
         pool_pre_ping=True,
-        connect_args={"timeout": settings.db_connect_timeout_seconds},
+        connect_args={
+            "timeout": settings.db_connect_timeout_seconds,
+            "server_settings": server_settings,
+        },
     )
 
 

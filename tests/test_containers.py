@@ -406,6 +406,22 @@ def test_compose_authsvc_is_reachable_and_health_checked(compose: dict[str, Any]
     assert "/health/ready" in str(authsvc["healthcheck"]["test"])
 
 
+def test_compose_lets_requests_in_flight_drain_before_killing_authsvc(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Docker sends SIGKILL after stop_grace_period (default 10 s): it must outlast the
+    # service's own drain, or requests in flight are cut off mid-way.
+    for name in [name for name in os.environ if name.startswith("AUTH_")]:
+        monkeypatch.delenv(name)
+    for name, value in _service_environment(compose, "authsvc").items():
+        monkeypatch.setenv(name, value)
+    drain = Settings(_env_file=None).shutdown_grace_seconds
+    period = compose["services"]["authsvc"].get("stop_grace_period", "10s")
+    seconds = re.fullmatch(r"(\d+)s", period)
+    assert seconds, f"write it in whole seconds: {period}"
+    assert int(seconds[1]) > drain
+
+
 def test_compose_authsvc_settings_pass_the_production_safety_checks(
     compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -14,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.observability.request_id import REQUEST_ID_HEADER
 from app.repositories.base import InvalidCursor
 from app.security.password_policy import WeakPassword
 from app.services.errors import (
@@ -139,6 +141,13 @@ async def _invalid_cursor(request: Request, error: Exception) -> JSONResponse:
 
 # How long clients should wait before retrying while the database is unreachable.
 DATABASE_RETRY_AFTER_SECONDS = 5
+# ... and after a statement hit the statement timeout or the lock wait limit.
+DATABASE_BUSY_RETRY_AFTER_SECONDS = 1
+
+# PostgreSQL: query_canceled (statement_timeout), lock_not_available (lock_timeout, NOWAIT),
+# too_many_connections. SQLite: SQLITE_BUSY, SQLITE_LOCKED (the writer lock wait ran out).
+_BUSY_SQLSTATES = frozenset({"57014", "55P03", "53300"})
+_BUSY_SQLITE_CODES = frozenset({5, 6})
 
 
 def is_database_outage(error: BaseException) -> bool:
@@ -156,12 +165,28 @@ def is_database_outage(error: BaseException) -> bool:
     return isinstance(error, OSError)
 
 
+def is_database_busy(error: BaseException) -> bool:
+    """Whether `error` is the database refusing to wait any longer: a statement cancelled by
+    the statement timeout, a lock not granted in time, no free connection slot."""
+    if not isinstance(error, DBAPIError):
+        return False
+    return (
+        getattr(error.orig, "sqlstate", None) in _BUSY_SQLSTATES
+        or getattr(error.orig, "sqlite_errorcode", None) in _BUSY_SQLITE_CODES
+    )
+
+
 async def _database_error(request: Request, error: Exception) -> JSONResponse:
-    if not is_database_outage(error):
+    if is_database_outage(error):
+        reason, retry_after = "unavailable", DATABASE_RETRY_AFTER_SECONDS
+    elif is_database_busy(error):
+        reason, retry_after = "busy", DATABASE_BUSY_RETRY_AFTER_SECONDS
+    else:
         return await _unhandled_error(request, error)
-    # Expected during an outage: fail fast with a hint when to retry; no stack trace.
+    # Expected during an outage or overload: fail fast with a hint when to retry; no trace.
     logger.warning(
-        "database unavailable on %s %s: %s",
+        "database %s on %s %s: %s",
+        reason,
         request.method,
         request.url.path,
         type(error).__name__,
@@ -170,16 +195,23 @@ async def _database_error(request: Request, error: Exception) -> JSONResponse:
         HTTPStatus.SERVICE_UNAVAILABLE,
         "The service is temporarily unavailable; try again later.",
         type_=TYPE_PREFIX + "service-unavailable",
-        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        headers={"Retry-After": str(retry_after)},
     )
 
 
 async def _unhandled_error(request: Request, error: Exception) -> JSONResponse:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    # Starlette runs this outside every middleware, after the request id middleware has
+    # unbound the id and without its header: the id it left in the request state goes on the
+    # log line, on the response and in the body, for the user to quote when reporting it.
+    request_id = getattr(request.state, "request_id", None)
+    with structlog.contextvars.bound_contextvars(request_id=request_id):
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(
         HTTPStatus.INTERNAL_SERVER_ERROR,
         "An unexpected error occurred.",
         type_=TYPE_PREFIX + "internal-error",
+        headers={REQUEST_ID_HEADER: request_id} if request_id else None,
+        **({"request_id": request_id} if request_id else {}),
     )
 
 

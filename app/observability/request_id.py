@@ -38,6 +38,8 @@ class RequestIdMiddleware:
             (value for name, value in scope["headers"] if name == b"x-request-id"), None
         )
         request_id = request_id_from(incoming.decode("latin-1") if incoming else None)
+        # For the 500 handler, which Starlette runs outside this middleware.
+        scope.setdefault("state", {})["request_id"] = request_id
         status = 500  # unless a response starts: an exception escaped to the server
         started = time.perf_counter()
 

@@ -7,7 +7,9 @@ import re
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from tests.flows import assert_problem
 from tests.observability.conftest import JsonLines
 
 pytestmark = pytest.mark.usefixtures("app")
@@ -72,3 +74,25 @@ async def test_the_request_id_is_not_left_bound_after_the_request(
     [after] = [line for line in json_logs.records() if line["event"] == "after the request"]
     assert "request_id" not in after
     assert after["logger"] == "tests.observability"
+
+
+async def test_an_unhandled_error_still_carries_the_request_id(
+    app: FastAPI, json_logs: JsonLines
+) -> None:
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/test-only/boom", boom)
+    # As a server would: answer the 500, do not re-raise the error into the client.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/test-only/boom", headers={"X-Request-ID": "trace-500"})
+
+    body = assert_problem(response, 500)
+    assert response.headers["x-request-id"] == "trace-500"
+    assert body["request_id"] == "trace-500"  # for the user to quote in a support request
+    [error] = [line for line in json_logs.records() if line["level"] == "error"]
+    assert error["request_id"] == "trace-500"
+    assert "a bug" in error["exception"]
+    [access] = [line for line in json_logs.records() if line["logger"] == "app.access"]
+    assert (access["status"], access["request_id"]) == (500, "trace-500")
