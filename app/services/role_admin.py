@@ -22,6 +22,8 @@ from app.services.authorization import (
     ADMIN_ROLE,
     BUILTIN_PERMISSIONS,
     Actor,
+    BuiltinPermission,
+    require,
     require_grantable,
 )
 from app.services.client_info import ClientInfo
@@ -84,12 +86,16 @@ class RoleAdminService(Service):
 
     # --- roles -----------------------------------------------------------------------------
 
-    async def list_roles(self, *, limit: int, cursor: str | None = None) -> Page[Role]:
+    async def list_roles(
+        self, actor: Actor, *, limit: int, cursor: str | None = None
+    ) -> Page[Role]:
         """A page of roles in creation order, with their permissions."""
+        require(actor, [BuiltinPermission.roles_read])
         return await self.roles.page_with_permissions(limit=limit, cursor=cursor)
 
-    async def get_role(self, name: str) -> Role:
+    async def get_role(self, actor: Actor, name: str) -> Role:
         """The role named `name`, with its permissions."""
+        require(actor, [BuiltinPermission.roles_read])
         role = await self.roles.get_by_name_with_permissions(name)
         if role is None:
             raise RoleNotFound
@@ -105,6 +111,7 @@ class RoleAdminService(Service):
         client: ClientInfo,
     ) -> Role:
         """Create a role holding `permissions` (all of which the actor must hold)."""
+        require(actor, [BuiltinPermission.roles_write])
         try:
             async with unit_of_work(self.session):
                 granted = await self._existing_permissions(permissions)
@@ -133,6 +140,7 @@ class RoleAdminService(Service):
     ) -> Role:
         """Rename the role (`name`) and/or set its `description`; absent keys stay as they are.
         The `admin` role keeps its name."""
+        require(actor, [BuiltinPermission.roles_write])
         try:
             async with unit_of_work(self.session):
                 role = await self._lock_role(name)
@@ -160,6 +168,7 @@ class RoleAdminService(Service):
 
     async def delete_role(self, actor: Actor, name: str, *, client: ClientInfo) -> None:
         """Delete the role; its holders lose it (and its permissions) at once."""
+        require(actor, [BuiltinPermission.roles_write])
         async with unit_of_work(self.session):
             role = await self._lock_role(name)
             if role.name == ADMIN_ROLE:
@@ -190,6 +199,7 @@ class RoleAdminService(Service):
         Adding needs the actor to hold what is added (or be a superuser); removing is always
         allowed, except the built-in permissions from the `admin` role.
         """
+        require(actor, [BuiltinPermission.roles_write])
         async with unit_of_work(self.session):
             # Locked first, so two concurrent replacements apply one after the other instead
             # of both diffing against the same starting set.
@@ -233,12 +243,16 @@ class RoleAdminService(Service):
 
     # --- permissions -----------------------------------------------------------------------
 
-    async def list_permissions(self, *, limit: int, cursor: str | None = None) -> Page[Permission]:
+    async def list_permissions(
+        self, actor: Actor, *, limit: int, cursor: str | None = None
+    ) -> Page[Permission]:
         """A page of permissions in creation order (the built-in ones first)."""
+        require(actor, [BuiltinPermission.roles_read])
         return await self.permissions.list_page(limit=limit, cursor=cursor)
 
-    async def get_permission(self, codename: str) -> Permission:
+    async def get_permission(self, actor: Actor, codename: str) -> Permission:
         """The permission with `codename`."""
+        require(actor, [BuiltinPermission.roles_read])
         permission = await self.permissions.get_by_codename(codename)
         if permission is None:
             raise PermissionNotFound
@@ -248,6 +262,7 @@ class RoleAdminService(Service):
         self, actor: Actor, *, codename: str, description: str | None, client: ClientInfo
     ) -> Permission:
         """Define a new permission; no role holds it yet."""
+        require(actor, [BuiltinPermission.roles_write])
         try:
             async with unit_of_work(self.session):
                 permission = await self.permissions.create(
@@ -269,6 +284,7 @@ class RoleAdminService(Service):
         client: ClientInfo,
     ) -> Permission:
         """Set the permission's `description` (the only changeable field)."""
+        require(actor, [BuiltinPermission.roles_write])
         async with unit_of_work(self.session):
             permission = await self._lock_permission(codename)
             if "description" in changes and changes["description"] != permission.description:
@@ -286,6 +302,7 @@ class RoleAdminService(Service):
 
     async def delete_permission(self, actor: Actor, codename: str, *, client: ClientInfo) -> None:
         """Delete a permission; every role holding it loses it at once. Built-ins stay."""
+        require(actor, [BuiltinPermission.roles_write])
         if codename in BUILTIN_PERMISSIONS:
             raise BuiltinPermissionProtected
         async with unit_of_work(self.session):

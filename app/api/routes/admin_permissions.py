@@ -20,7 +20,7 @@ async def list_permissions(
     cursor: Cursor = None,
 ) -> PageOut[PermissionRead]:
     """Permissions in creation order, the built-in ones first."""
-    page = await service.list_permissions(limit=limit, cursor=cursor)
+    page = await service.list_permissions(actor, limit=limit, cursor=cursor)
     return PageOut[PermissionRead](
         items=[PermissionRead.model_validate(permission) for permission in page.items],
         next_cursor=page.next_cursor,
@@ -44,7 +44,7 @@ async def create_permission(
 async def read_permission(
     codename: str, actor: RolesReader, service: RoleAdminServiceDep
 ) -> PermissionRead:
-    return PermissionRead.model_validate(await service.get_permission(codename))
+    return PermissionRead.model_validate(await service.get_permission(actor, codename))
 
 
 @router.patch("/permissions/{codename}", response_model=PermissionRead)

@@ -20,7 +20,7 @@ async def list_roles(
     cursor: Cursor = None,
 ) -> PageOut[RoleRead]:
     """Roles in creation order, each with its permissions."""
-    page = await service.list_roles(limit=limit, cursor=cursor)
+    page = await service.list_roles(actor, limit=limit, cursor=cursor)
     return PageOut[RoleRead](
         items=[RoleRead.model_validate(role) for role in page.items],
         next_cursor=page.next_cursor,
@@ -44,7 +44,7 @@ async def create_role(
 
 @router.get("/roles/{name}", response_model=RoleRead)
 async def read_role(name: str, actor: RolesReader, service: RoleAdminServiceDep) -> RoleRead:
-    return RoleRead.model_validate(await service.get_role(name))
+    return RoleRead.model_validate(await service.get_role(actor, name))
 
 
 @router.patch("/roles/{name}", response_model=RoleRead)
