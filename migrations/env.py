@@ -32,6 +32,13 @@ def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool
     return False
 
 
+def _include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    # PostgreSQL-only search indexes made by hand in migration 0005, not in the models.
+    return not (type_ == "index" and reflected and (name or "").endswith("_trgm"))
+
+
 def _configure(connection: Connection | None = None, url: str | None = None) -> None:
     context.configure(
         connection=connection,
@@ -39,6 +46,7 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
         target_metadata=target_metadata,
         compare_type=True,
         render_item=_render_item,
+        include_object=_include_object,
         # SQLite cannot ALTER most things: batch mode recreates the table instead.
         render_as_batch=True,
         literal_binds=connection is None,
