@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,9 +95,22 @@ class BenchContext:
         }
 
     def service(
-        self, database: BenchDatabase, *, port_offset: int = 0, name: str = "service"
+        self,
+        database: BenchDatabase,
+        *,
+        port_offset: int = 0,
+        name: str = "service",
+        env: Mapping[str, str] | None = None,
+        cpus: tuple[int, ...] | None = None,
     ) -> AbstractAsyncContextManager[RunningServer]:
-        spec = ServerSpec(name, SERVICE_APP, self.port(port_offset), self.service_env(database))
+        """The service on `database`; `env` adds settings, `cpus` overrides the pinning."""
+        spec = ServerSpec(
+            name,
+            SERVICE_APP,
+            self.port(port_offset),
+            {**self.service_env(database), **(env or {})},
+            cpus,
+        )
         return running_server(spec, self.pinning, self.log_dir)
 
     def baseline(
@@ -108,8 +121,16 @@ class BenchContext:
         )
         return running_server(spec, self.pinning, self.log_dir)
 
-    async def raw_argon2(self, duration: float, warmup: float) -> dict[str, Any]:
-        """Raw argon2id verify rate in a child process pinned like the servers."""
+    async def raw_argon2(
+        self,
+        duration: float,
+        warmup: float,
+        *,
+        env: Mapping[str, str] | None = None,
+        cpus: tuple[int, ...] | None = None,
+    ) -> dict[str, Any]:
+        """Raw argon2id verify rate in a child process pinned like the servers (or to `cpus`),
+        with the service settings `env` adds."""
         argv = [
             sys.executable,
             "-m",
@@ -118,9 +139,9 @@ class BenchContext:
             f"--warmup={warmup}",
         ]
         process = await asyncio.create_subprocess_exec(
-            *self.pinning.server_command(argv),
+            *self.pinning.server_command(argv, cpus),
             cwd=PROJECT_ROOT,
-            env=dict(os.environ),
+            env={**os.environ, **(env or {})},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )

@@ -47,10 +47,19 @@ class Pinning:
             f"load generator pinned to CPU {self.client_cpu}; PostgreSQL is not pinned"
         )
 
-    def server_command(self, argv: list[str]) -> list[str]:
+    @property
+    def all_cpus(self) -> tuple[int, ...] | None:
+        """Both CPUs: for a server whose hash threads get a core of their own."""
+        if self.server_cpu is None or self.client_cpu is None:
+            return None
+        return (self.server_cpu, self.client_cpu)
+
+    def server_command(self, argv: list[str], cpus: tuple[int, ...] | None = None) -> list[str]:
+        """`argv` pinned to the server CPU, or to `cpus` when given."""
         if self.server_cpu is None:
             return argv
-        return ["taskset", "-c", str(self.server_cpu), *argv]
+        listing = ",".join(str(cpu) for cpu in cpus) if cpus else str(self.server_cpu)
+        return ["taskset", "-c", listing, *argv]
 
     def pin_current_process_as_client(self) -> None:
         if self.client_cpu is not None:
@@ -63,6 +72,7 @@ class ServerSpec:
     app: str  # uvicorn factory, "module:function"
     port: int
     env: Mapping[str, str]
+    cpus: tuple[int, ...] | None = None  # default: the pinning's server CPU
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +115,7 @@ async def running_server(
     target = Target("127.0.0.1", spec.port)
     with log_path.open("ab") as log:
         process = await asyncio.create_subprocess_exec(
-            *pinning.server_command(uvicorn_command(spec)),
+            *pinning.server_command(uvicorn_command(spec), spec.cpus),
             cwd=PROJECT_ROOT,
             env={**os.environ, **spec.env},
             stdout=log,
