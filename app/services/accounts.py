@@ -64,6 +64,8 @@ class AccountService(Service):
             values["is_verified"] = False
         try:
             async with unit_of_work(self.session):
+                if email_changes:
+                    user = await self._lock_unless_password_changed(user)
                 user = await self.users.update(user, **values)
                 if email_changes:
                     verification = await issue_verification(
@@ -102,6 +104,7 @@ class AccountService(Service):
         self.policy.check(new_password, email=user.email, username=user.username)
         hashed = await self.hasher.hash(new_password)
         async with unit_of_work(self.session):
+            user = await self._lock_unless_password_changed(user)
             user.hashed_password = hashed
             user.token_version += 1
             await self.tokens.void(user, ActionPurpose.reset_password, now=self.clock())
@@ -139,6 +142,18 @@ class AccountService(Service):
         if user is None:  # deleted between authentication and now
             raise NotFound("No such user.")
         return user
+
+    async def _lock_unless_password_changed(self, user: User) -> User:
+        """`user` re-read and locked for the rest of the transaction. If another request
+        changed the password since `user` was read, the password this request verified is no
+        longer the current one: WrongCurrentPassword, as if the requests had run in turn."""
+        verified_hash = user.hashed_password
+        locked = await self.users.get_for_update(user.id)
+        if locked is None:
+            raise NotFound("No such user.")
+        if locked.hashed_password != verified_hash:
+            raise WrongCurrentPassword
+        return locked
 
     async def _require_current_password(self, user: User, password: str | None) -> None:
         if not password:
