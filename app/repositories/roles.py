@@ -29,6 +29,7 @@ class RoleRepository(BaseRepository[Role]):
         another request's; it also re-reads a role this session already holds."""
         statement = select(Role).where(Role.name == name).options(selectinload(Role.permissions))
         if for_update:
+            await self._serialize_writers_on_sqlite()
             statement = statement.with_for_update(of=Role).execution_options(populate_existing=True)
         return (await self.session.execute(statement)).scalars().first()
 
@@ -66,6 +67,7 @@ class PermissionRepository(BaseRepository[Permission]):
 
     async def get_by_codename_for_update(self, codename: str) -> Permission | None:
         """The permission, its row locked (PostgreSQL) until the transaction ends."""
+        await self._serialize_writers_on_sqlite()
         statement = (
             select(Permission)
             .where(Permission.codename == codename)
@@ -80,6 +82,7 @@ class PermissionRepository(BaseRepository[Permission]):
     async def list_by_codenames_for_share(self, codenames: Iterable[str]) -> list[Permission]:
         """The permissions, share-locked (PostgreSQL) until the transaction ends: a concurrent
         delete waits, instead of removing a permission this transaction is about to grant."""
+        await self._serialize_writers_on_sqlite()
         statement = (
             select(Permission)
             .where(Permission.codename.in_(list(codenames)))
