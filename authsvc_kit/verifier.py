@@ -109,7 +109,8 @@ class TokenVerifier:
     def _checked_kid(self, token: str) -> str:
         """The header's `kid`, after the length and `typ` checks. The header is read unverified
         only to choose the key; PyJWT parses it again strictly, and the signature covers it."""
-        if len(token) > self.max_token_length:
+        # A compact JWT is ASCII; anything else would make PyJWT's UTF-8 encoding raise.
+        if len(token) > self.max_token_length or not token.isascii():
             raise InvalidToken("malformed")
         end = token.find(".")
         if end < 0:

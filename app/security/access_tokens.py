@@ -156,7 +156,9 @@ class AccessTokenCodec:
         header's `alg` says: `alg: none` and HMAC-with-the-public-key forgeries cannot pass.
         `exp`, `iat`, `iss`, `aud` and `sub` are required; `iss`, `aud` and `typ` must match.
         """
-        if len(token) > MAX_TOKEN_LENGTH:
+        # A compact JWT is ASCII; anything else (e.g. a lone surrogate from a JSON body) would
+        # make PyJWT's UTF-8 encoding raise outside its own error handling.
+        if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
             raise InvalidAccessToken("malformed")
         key = self.keys.verification_key(_unverified_kid(token))
         if key is None:

@@ -36,7 +36,8 @@ def client_secret_digest(secret: str) -> str:
 
 def secret_matches(digest: str, secret: str) -> bool:
     """Whether `secret` hashes to the stored `digest`, compared in constant time."""
-    return hmac.compare_digest(digest, client_secret_digest(secret))
+    # As bytes: compare_digest refuses str with non-ASCII characters instead of answering.
+    return hmac.compare_digest(digest.encode(), client_secret_digest(secret).encode())
 
 
 def verify_client_secret(client: ServiceClient, secret: str) -> bool:
