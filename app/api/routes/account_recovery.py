@@ -5,9 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from app.api.deps import AccountRecoveryServiceDep, ClientInfoDep
+from app.api.problem_docs import problem_responses
 from app.schemas.users import EmailRequest, PasswordReset, UserRead, VerifyEmail
 
-router = APIRouter(prefix="/auth", tags=["account recovery"])
+router = APIRouter(
+    prefix="/auth", tags=["account recovery"], responses=problem_responses(400, 422, 429, 503)
+)
 
 
 @router.post("/verify/request", status_code=status.HTTP_202_ACCEPTED)

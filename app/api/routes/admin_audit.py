@@ -9,10 +9,13 @@ from fastapi import APIRouter, Query
 
 from app.api.deps import AuditLogDep
 from app.api.permissions import AuditReader
+from app.api.problem_docs import problem_responses
 from app.schemas.audit import AuditEventRead
 from app.schemas.pagination import DEFAULT_LIMIT, Cursor, Limit, PageOut
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(
+    prefix="/admin", tags=["admin"], responses=problem_responses(400, 401, 403, 404, 409, 422, 503)
+)
 
 
 @router.get("/audit-events", response_model=PageOut[AuditEventRead])

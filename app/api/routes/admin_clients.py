@@ -8,10 +8,13 @@ from fastapi import APIRouter, Path, Response, status
 
 from app.api.deps import ClientAdminServiceDep, ClientInfoDep
 from app.api.permissions import ClientsWriter
+from app.api.problem_docs import problem_responses
 from app.schemas.clients import ClientCreate, ClientCreated, ClientRead, ClientUpdate
 from app.schemas.pagination import DEFAULT_LIMIT, Cursor, Limit, PageOut
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(
+    prefix="/admin", tags=["admin"], responses=problem_responses(400, 401, 403, 404, 409, 422, 503)
+)
 
 
 ClientIdPath = Annotated[str, Path(max_length=64)]

@@ -6,10 +6,13 @@ from fastapi import APIRouter, status
 
 from app.api.deps import ClientInfoDep, RoleAdminServiceDep
 from app.api.permissions import RolesReader, RolesWriter
+from app.api.problem_docs import problem_responses
 from app.schemas.pagination import DEFAULT_LIMIT, Cursor, Limit, PageOut
 from app.schemas.rbac import PermissionCreate, PermissionRead, PermissionUpdate
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(
+    prefix="/admin", tags=["admin"], responses=problem_responses(400, 401, 403, 404, 409, 422, 503)
+)
 
 
 @router.get("/permissions", response_model=PageOut[PermissionRead])

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, status
 
 from app.api.deps import ClientInfoDep, UserAdminDep
 from app.api.permissions import UsersReader, UsersWriter
+from app.api.problem_docs import problem_responses
 from app.schemas.admin_users import (
     AdminUserCreate,
     AdminUserRead,
@@ -20,7 +21,11 @@ from app.schemas.admin_users import (
 from app.schemas.pagination import DEFAULT_LIMIT, Cursor, Limit, PageOut
 from app.services.user_admin import NewUser
 
-router = APIRouter(prefix="/admin/users", tags=["admin"])
+router = APIRouter(
+    prefix="/admin/users",
+    tags=["admin"],
+    responses=problem_responses(400, 401, 403, 404, 409, 422, 503),
+)
 
 
 @router.get("", response_model=PageOut[AdminUserRead])

@@ -16,12 +16,15 @@ from app.api.deps import (
     PrincipalDep,
 )
 from app.api.oauth_errors import NO_STORE, oauth_error, oauth_error_from
+from app.api.problem_docs import problem_responses
 from app.api.token_response import token_json
 from app.schemas.tokens import IntrospectionBody, OAuthErrorBody, TokenResponseBody
 from app.schemas.users import RegisterRequest, UserRead
 from app.services.errors import DomainError
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(
+    prefix="/auth", tags=["auth"], responses=problem_responses(400, 401, 409, 422, 429, 503)
+)
 
 FormField = Annotated[str | None, Form()]
 OAUTH_ERRORS: dict[int | str, dict[str, object]] = {
@@ -94,7 +97,7 @@ async def token(
     return token_json(result)
 
 
-@router.post("/revoke", responses=OAUTH_ERRORS)
+@router.post("/revoke", response_class=Response, responses=OAUTH_ERRORS)
 async def revoke(
     service: AuthServiceDep,
     client: ClientInfoDep,

@@ -9,12 +9,17 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import ClientInfoDep, OAuthLoginServiceDep, bearer_scheme, get_principal
 from app.api.oauth_errors import NO_STORE
+from app.api.problem_docs import problem_responses
 from app.api.token_response import token_json
 from app.schemas.oauth import AuthorizationUrl, OAuthAccountRead
 from app.schemas.tokens import TokenResponseBody
 from app.services.token_issuer import TokenResponse
 
-router = APIRouter(prefix="/auth/oauth", tags=["oauth"])
+router = APIRouter(
+    prefix="/auth/oauth",
+    tags=["oauth"],
+    responses=problem_responses(400, 401, 404, 409, 422, 502, 503),
+)
 
 # Binds a flow to the browser that started it: the callback must come with it.
 BROWSER_COOKIE = "authsvc_oauth"

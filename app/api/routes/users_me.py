@@ -7,10 +7,13 @@ import uuid
 from fastapi import APIRouter, Response, status
 
 from app.api.deps import AccountServiceDep, ClientInfoDep, OAuthLoginServiceDep, PrincipalDep
+from app.api.problem_docs import problem_responses
 from app.schemas.oauth import OAuthAccountRead
 from app.schemas.users import PasswordChange, ProfileUpdate, SessionRead, UserRead
 
-router = APIRouter(prefix="/users/me", tags=["me"])
+router = APIRouter(
+    prefix="/users/me", tags=["me"], responses=problem_responses(400, 401, 404, 409, 422, 503)
+)
 
 
 @router.get("", response_model=UserRead)
