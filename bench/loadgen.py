@@ -125,7 +125,7 @@ def merge(label: str, parts: Sequence[LoadResult]) -> LoadResult:
 
 
 @dataclass
-class _Recorder:
+class Recorder:
     latencies: list[float] = field(default_factory=list)
     statuses: Counter[str] = field(default_factory=Counter)
     exceptions: Counter[str] = field(default_factory=Counter)
@@ -196,7 +196,7 @@ async def closed_loop(
 
     Counted: answers that arrive inside the window (after the warm-up).
     """
-    recorder = _Recorder()
+    recorder = Recorder()
     window_start = perf_counter() + warmup
     window_end = window_start + duration
     cpu = asyncio.create_task(_cpu_in_window(cpu_probe, window_start, window_end))
@@ -279,7 +279,7 @@ async def open_loop(
     Counted: requests *scheduled* inside the window; latency is answer time minus scheduled
     send time, so queueing in the client (no idle connection) counts against the server.
     """
-    recorder = _Recorder()
+    recorder = Recorder()
     pool = _ConnectionPool(target, max_connections)
     await pool.prefill(prefill)
     start = perf_counter() + 0.01

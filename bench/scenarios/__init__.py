@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from bench.context import BenchContext
 from bench.report import ScenarioOutcome
-from bench.scenarios import flood, introspect, kit, login, me, scale
+from bench.scenarios import flood, introspect, kit, login, me, mixed, scale
 
 Scenario = Callable[[BenchContext], Awaitable[ScenarioOutcome]]
 
@@ -17,4 +17,5 @@ SCENARIOS: dict[str, Scenario] = {
     "scale": scale.run,
     "introspect": introspect.run,
     "kit": kit.run,
+    "mixed": mixed.run,
 }
