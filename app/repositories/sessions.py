@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.engine import CursorResult
 
 from app.models import RefreshToken, UserSession
@@ -63,6 +63,22 @@ class SessionRepository(BaseRepository[UserSession]):
             statement.values(revoked_at=now, revoke_reason=reason)
         )
         return int(result.rowcount)
+
+    async def get_for_update_by_refresh_token(self, token_hash: str) -> UserSession | None:
+        """The session a refresh token belongs to, its row locked until the transaction ends.
+
+        Locked before the token itself: deleting a user locks sessions and then their tokens
+        (ON DELETE CASCADE), so a refresh taking them in the other order could deadlock.
+        """
+        await self._serialize_writers_on_sqlite()
+        statement = (
+            select(UserSession)
+            .join(RefreshToken, RefreshToken.session_id == UserSession.id)
+            .where(RefreshToken.token_hash == token_hash)
+            .with_for_update(of=UserSession)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(statement)).scalars().first()
 
 
 class RefreshTokenRepository(BaseRepository[RefreshToken]):

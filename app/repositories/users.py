@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.models import Role, User, user_roles
 from app.repositories.base import BaseRepository, Page
@@ -35,6 +37,38 @@ class UserRepository(BaseRepository[User]):
         # Sign-in needs the roles for the token: one joined query instead of two round trips.
         statement = select(User).where(condition).options(joinedload(User.roles))
         return (await self.session.execute(statement)).unique().scalars().first()
+
+    async def record_sign_in(
+        self, user: User, *, verified_hash: str | None, now: datetime, new_hash: str | None
+    ) -> bool:
+        """Stamp the sign-in (and store `new_hash`, an upgraded hash) only if the account is
+        still active with the password hash that was verified; lock its row until the
+        transaction ends. False if a password change, deactivation or deletion won the race.
+
+        One conditional UPDATE: the check, the lock and the write in a single round trip. The
+        token version is read back, so a concurrent logout-all is not undone by stale data.
+        """
+        statement = (
+            update(User)
+            .where(
+                User.id == user.id,
+                User.hashed_password == verified_hash,
+                User.is_active.is_(True),
+            )
+            .values(last_login_at=now, hashed_password=new_hash or verified_hash)
+            .returning(User.token_version)
+            .execution_options(synchronize_session=False)
+        )
+        version = (await self.session.execute(statement)).scalar_one_or_none()
+        if version is None:
+            return False
+        for name, value in (
+            ("token_version", version),
+            ("last_login_at", now),
+            ("hashed_password", new_hash or verified_hash),
+        ):
+            set_committed_value(user, name, value)
+        return True
 
     async def get_for_update(self, user_id: uuid.UUID) -> User | None:
         """Load a user and lock the row (PostgreSQL) until the transaction ends, so changes

@@ -100,10 +100,16 @@ class AuthService(Service):
 
         now = self.clock()
         async with unit_of_work(self.session):
+            # The password was checked outside the transaction (hashing is slow). A password
+            # change, reset, deactivation or deletion that committed meanwhile wins, as if it
+            # had come first: its "every session ends" must hold for this sign-in too.
+            signed_in = await self.users.record_sign_in(
+                user, verified_hash=user.hashed_password, now=now, new_hash=new_hash
+            )
+            if not signed_in:
+                current_metrics().login_failed()
+                raise LoginFailed
             granted = await self._granted_scope(user, scope)
-            user.last_login_at = now
-            if new_hash is not None:
-                user.hashed_password = new_hash  # bcrypt or outdated argon2 parameters
             issued = await self.sessions.start(
                 user,
                 client,

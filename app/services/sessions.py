@@ -76,13 +76,13 @@ class SessionManager:
         revoke the whole session (theft signal) in a transaction of its own.
         """
         digest = token_digest(refresh_token)
-        session_id = await self.refresh_tokens.spend(digest, now)
-        if session_id is None:
+        family = await self.sessions.get_for_update_by_refresh_token(digest)
+        if family is None:
+            raise InvalidGrant  # unknown token, or its session is gone
+        if await self.refresh_tokens.spend(digest, now) is None:
             await self._refuse_spent_or_unknown(digest, now)
-        assert session_id is not None
-        family = await self.sessions.get_by_id(session_id)
-        user = await self.users.get_by_id(family.user_id) if family else None
-        if family is None or user is None or not self.is_usable(family, user, now):
+        user = await self.users.get_by_id(family.user_id)
+        if user is None or not self.is_usable(family, user, now):
             raise InvalidGrant
         family.last_used_at = now
         if client.ip:
