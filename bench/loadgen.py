@@ -126,6 +126,8 @@ def merge(label: str, parts: Sequence[LoadResult]) -> LoadResult:
 
 @dataclass
 class Recorder:
+    """What a load saw: latencies, statuses, errors and the first few error samples."""
+
     latencies: list[float] = field(default_factory=list)
     statuses: Counter[str] = field(default_factory=Counter)
     exceptions: Counter[str] = field(default_factory=Counter)
@@ -133,10 +135,13 @@ class Recorder:
     ok: int = 0
     errors: int = 0
 
-    def response(self, latency: float, response: Response) -> None:
+    def response(
+        self, latency: float, response: Response, *, expected_status: int | None = None
+    ) -> None:
+        """Count an answer: any 2xx is a success, or only `expected_status` when given."""
         self.latencies.append(latency)
         self.statuses[str(response.status)] += 1
-        if response.ok:
+        if response.ok if expected_status is None else response.status == expected_status:
             self.ok += 1
         else:
             self.errors += 1
@@ -172,7 +177,7 @@ def _wrapped(source: RequestSource) -> int:
     return source.wrapped if isinstance(source, Rotate) else 0
 
 
-async def _cpu_in_window(probe: CpuProbe | None, start: float, end: float) -> float | None:
+async def cpu_in_window(probe: CpuProbe | None, start: float, end: float) -> float | None:
     """The probe's increase between `start` and `end` (perf_counter times)."""
     if probe is None:
         return None
@@ -199,7 +204,7 @@ async def closed_loop(
     recorder = Recorder()
     window_start = perf_counter() + warmup
     window_end = window_start + duration
-    cpu = asyncio.create_task(_cpu_in_window(cpu_probe, window_start, window_end))
+    cpu = asyncio.create_task(cpu_in_window(cpu_probe, window_start, window_end))
     reconnects = 0
 
     async def worker() -> None:
@@ -285,7 +290,7 @@ async def open_loop(
     start = perf_counter() + 0.01
     window_start = start + warmup
     window_end = window_start + duration
-    cpu = asyncio.create_task(_cpu_in_window(cpu_probe, window_start, window_end))
+    cpu = asyncio.create_task(cpu_in_window(cpu_probe, window_start, window_end))
     max_lag = 0.0
     pending: set[asyncio.Task[None]] = set()
 
