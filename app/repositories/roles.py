@@ -21,6 +21,18 @@ class RoleRepository(BaseRepository[Role]):
     async def list_by_names(self, names: Iterable[str]) -> list[Role]:
         return await self.list_by(Role.name.in_(list(names)))
 
+    async def list_by_names_for_share(self, names: Iterable[str]) -> list[Role]:
+        """The roles, share-locked until the transaction ends: a concurrent delete waits,
+        instead of removing a role this transaction is about to assign."""
+        await self._serialize_writers_on_sqlite()
+        statement = (
+            select(Role)
+            .where(Role.name.in_(list(names)))
+            .order_by(Role.id)
+            .with_for_update(read=True)
+        )
+        return list((await self.session.execute(statement)).scalars().all())
+
     async def get_by_name_with_permissions(
         self, name: str, *, for_update: bool = False
     ) -> Role | None:

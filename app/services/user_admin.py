@@ -379,7 +379,7 @@ class UserAdminService(Service):
         self, actor: Actor, names: Sequence[str], *, already_held: Collection[str]
     ) -> list[Role]:
         wanted = set(names)
-        roles = await self.roles.list_by_names(wanted)
+        roles = await self.roles.list_by_names_for_share(wanted)
         unknown = wanted - {role.name for role in roles}
         if unknown:
             raise UnknownRoles(unknown)
