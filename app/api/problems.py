@@ -165,6 +165,19 @@ def is_database_outage(error: BaseException) -> bool:
     return isinstance(error, OSError)
 
 
+# PostgreSQL: character_not_in_repertoire, untranslatable_character. Text holding U+0000 (or
+# a character the database encoding lacks) cannot be stored or even compared: bad input.
+_UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
+
+
+def is_unstorable_text(error: BaseException) -> bool:
+    """Whether the database refused a text parameter it cannot represent (e.g. a NUL)."""
+    return (
+        isinstance(error, DBAPIError)
+        and getattr(error.orig, "sqlstate", None) in _UNSTORABLE_TEXT_SQLSTATES
+    )
+
+
 def is_database_busy(error: BaseException) -> bool:
     """Whether `error` is the database refusing to wait any longer: a statement cancelled by
     the statement timeout, a lock not granted in time, no free connection slot."""
@@ -177,6 +190,12 @@ def is_database_busy(error: BaseException) -> bool:
 
 
 async def _database_error(request: Request, error: Exception) -> JSONResponse:
+    if is_unstorable_text(error):
+        return problem_response(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            "The request holds a character that text here cannot contain (such as U+0000).",
+            type_=TYPE_PREFIX + "validation-error",
+        )
     if is_database_outage(error):
         reason, retry_after = "unavailable", DATABASE_RETRY_AFTER_SECONDS
     elif is_database_busy(error):

@@ -1,7 +1,2 @@
-"""The service's own OpenAPI document, fuzzed by schemathesis against the live service."""
-
-from __future__ import annotations
-
-from tests.live_server import live_service, service_client
-
-__all__ = ["live_service", "service_client"]  # fixtures
+"""The service's own OpenAPI document, fuzzed by schemathesis in-process over ASGI; the
+shared fixtures (`app`, `client`, `sessions`) come from tests/conftest.py."""

@@ -1,23 +1,26 @@
-"""Every operation of the service's OpenAPI document, called with inputs schemathesis derives
-from it (valid ones and invalid ones), authenticated as a superuser or, for the
-introspection and revocation endpoints, as a service client. Whatever the input, the
+"""Every operation of the service's OpenAPI document, called in-process over ASGI with inputs
+schemathesis derives from the document (valid ones and invalid ones), authenticated as a
+superuser or, for the introspection and revocation endpoints, as a service client. Item
+routes are also called on items that exist, and a few operations with the one secret they
+need (a password), so they get past 404/401 into their logic. Whatever the input, the
 service answers without a server error, with a status the document lists for the operation,
 in a content type it lists, and with a body that matches the documented schema.
 
-Bounded: a fixed number of examples per operation and mode, derandomized, so a run takes
-the same time and inputs every time. Operations that end the caller's session get a fresh
-throwaway account per example, so the superuser keeps its token.
+Requests go through the `client` fixture's ASGI transport to the app of the `app` fixture,
+on both backends. Bounded: a fixed number of examples per operation and mode, derandomized,
+so a run takes the same time and inputs every time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-from collections.abc import Callable
-from typing import Any
+import traceback
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import httpx
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -28,12 +31,13 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.admins import grant
-from tests.flows import PASSWORD, register, sign_in
-from tests.live_server import LiveService
+from tests.admins import admin_headers, register_client
+from tests.flows import PASSWORD, basic, bearer, register, sign_in
 
+T = TypeVar("T")
+BASE_URL = "http://testserver"
 EXAMPLES_PER_MODE = 12
 CHECKS = [
     not_a_server_error,
@@ -41,127 +45,216 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
-# Operations that end the session of the token they are called with.
+# Operations that end the session of the token they are called with: a throwaway account per
+# example, so the superuser keeps a working token for the rest of the run.
 SESSION_ENDING = {"POST /auth/logout", "POST /auth/logout-all", "POST /users/me/password"}
 CLIENT_AUTHENTICATED = {"POST /auth/introspect", "POST /auth/revoke"}
+EXISTING = "existing"  # a third pass: valid input with items and secrets that exist
+# Fields generated input cannot guess, for that pass: a password the policy accepts (at least
+# 15 characters, not a common one), the superuser's credentials, a throwaway's own password.
+KNOWN_BODIES = {
+    "POST /auth/register": {"password": PASSWORD},
+    "POST /auth/token": {
+        "grant_type": "password",
+        "username": "root@example.com",
+        "password": PASSWORD,
+    },
+    "POST /users/me/password": {"current_password": PASSWORD, "new_password": f"{PASSWORD}!"},
+}
+
+# Operations no generated input can make succeed: they need a secret the service mailed or an
+# OAuth provider issued (no provider is configured here, and so no OAuth link exists).
+NEED_A_SECRET = {
+    "POST /auth/verify",
+    "POST /auth/password/reset",
+    "GET /auth/oauth/{provider}/authorize",
+    "GET /auth/oauth/{provider}/callback",
+    "DELETE /users/me/oauth-accounts/{link_id}",
+}
 
 
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
-    # Thousands of requests from one address: throttling would answer most of them 429.
+    # Hundreds of requests from one address: throttling would answer most of them 429.
     return {"rate_limit_enabled": False}
 
 
-@pytest.fixture
-async def credentials(
-    live_service: LiveService, service_client: httpx.AsyncClient, engine: AsyncEngine
-) -> dict[str, dict[str, str]]:
-    """Headers per kind of caller: a superuser's bearer token, a client's Basic credentials."""
-    await register(service_client, "root@example.com")
-    async with async_sessionmaker(engine, class_=AsyncSession)() as session:
-        await grant(session, "root@example.com", superuser=True)
-    root = await sign_in(service_client, "root@example.com", PASSWORD)
-    bearer = {"Authorization": f"Bearer {root['access_token']}"}
-    created = await service_client.post(
-        "/admin/clients",
-        headers=bearer,
-        json={"name": "fuzz resource server", "scopes": ["introspect"]},
-    )
-    assert created.status_code == 201, created.text
-    client = created.json()
-    pair = base64.b64encode(f"{client['client_id']}:{client['client_secret']}".encode()).decode()
-    return {"user": bearer, "client": {"Authorization": f"Basic {pair}"}}
+class Fuzzer:
+    """Runs hypothesis on a worker thread and sends its requests to the app on the test's
+    event loop, where the app's engine and connection pool live. The `client` fixture's ASGI
+    transport re-raises unhandled exceptions, so a server error arrives with its traceback."""
 
+    def __init__(
+        self, client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop, schema: Any
+    ) -> None:
+        self.client = client
+        self.loop = loop
+        self.schema = schema
+        self.failures: dict[str, list[str]] = {}
+        self.statuses: dict[str, set[int]] = {}
 
-def throwaway_bearer(url: str) -> Callable[[], dict[str, str]]:
-    """A fresh account's bearer token per call, for operations that end the caller's session."""
-    counter = iter(range(1_000_000))
+    def on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)
 
-    def headers() -> dict[str, str]:
-        email = f"throwaway{next(counter)}@example.com"
-
-        async def sign_up() -> dict[str, Any]:
-            async with httpx.AsyncClient(base_url=url) as client:
-                await register(client, email)
-                return await sign_in(client, email, PASSWORD)
-
-        tokens = asyncio.run(sign_up())
-        return {"Authorization": f"Bearer {tokens['access_token']}"}
-
-    return headers
-
-
-def operations(schema: Any) -> list[Any]:
-    return [result.ok() for result in schema.get_all_operations()]
-
-
-def fuzz(
-    operation: Any,
-    mode: GenerationMode,
-    base_url: str,
-    headers: Callable[[], dict[str, str]],
-    failures: list[str],
-    seen: set[int],
-) -> None:
-    """Call `operation` with `EXAMPLES_PER_MODE` generated inputs; collect failed checks."""
-
-    @settings(
-        max_examples=EXAMPLES_PER_MODE,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        phases=[Phase.explicit, Phase.generate],  # report the first failure, unshrunk
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(case=operation.as_strategy(generation_mode=mode))
-    def exercise(case: Any) -> None:
-        response = case.call(base_url=base_url, headers=headers())
-        seen.add(response.status_code)
-        case.validate_response(response, checks=CHECKS)
-
-    try:
-        exercise()
-    except Unsatisfiable:
-        # Nothing to make invalid: the operation takes no parameters and no body.
-        assert mode == GenerationMode.NEGATIVE, operation.label
-    except (Exception, BaseExceptionGroup) as failure:  # collected: one run reports all
-        failures.append(f"[{mode}] {failure}"[:1500])
-
-
-def test_every_operation_survives_generated_input(
-    live_service: LiveService, credentials: dict[str, dict[str, str]]
-) -> None:
-    schema = schemathesis.openapi.from_dict(live_service.app.openapi())
-    fresh_user = throwaway_bearer(live_service.url)
-    failures: dict[str, list[str]] = {}
-    statuses: dict[str, set[int]] = {}
-    exercised = []
-
-    for operation in operations(schema):
-        label = f"{operation.method.upper()} {operation.path}"
-        exercised.append(label)
-        if label in CLIENT_AUTHENTICATED:
-            headers: Callable[[], dict[str, str]] = lambda: credentials["client"]  # noqa: E731
-        elif label in SESSION_ENDING:
-            headers = fresh_user
-        else:
-            headers = lambda: credentials["user"]  # noqa: E731
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            fuzz(
-                operation,
-                mode,
-                live_service.url,
-                headers,
-                failures.setdefault(label, []),
-                statuses.setdefault(label, set()),
+    def send(self, case: Any, headers: dict[str, str]) -> httpx.Response:
+        """The request schemathesis would send (its own serialization), sent over ASGI."""
+        prepared = requests.Request(**case.as_transport_kwargs(BASE_URL, headers)).prepare()
+        assert prepared.method is not None
+        assert prepared.url is not None
+        return self.on_loop(
+            self.client.request(
+                prepared.method,
+                prepared.url,
+                headers=dict(prepared.headers),
+                content=prepared.body,
             )
+        )
 
-    assert len(exercised) == len(set(exercised)) >= 45
-    # The credentials work: every operation that needs no existing item by id succeeded at
-    # least once (24 of 48 at the time of writing; item routes mostly meet random ids: 404).
-    succeeded = [label for label, seen in statuses.items() if any(s < 300 for s in seen)]
-    assert len(succeeded) >= 20, sorted(statuses.items())
-    failed = {label: found for label, found in failures.items() if found}
+    def throwaway_bearer(self) -> Callable[[], dict[str, str]]:
+        """A fresh account's bearer header per call."""
+        counter = iter(range(1_000_000))
+
+        async def sign_up(email: str) -> dict[str, str]:
+            await register(self.client, email)
+            return bearer((await sign_in(self.client, email))["access_token"])
+
+        return lambda: self.on_loop(sign_up(f"throwaway{next(counter)}@example.com"))
+
+    def fuzz(
+        self,
+        operation: Any,
+        mode: str,
+        headers: Callable[[], dict[str, str]],
+        path_parameters: dict[str, str] | None = None,
+        body: dict[str, str] | None = None,
+    ) -> None:
+        """Send `EXAMPLES_PER_MODE` generated requests to `operation`; collect what failed."""
+        label = f"{operation.method.upper()} {operation.path}"
+        generation = GenerationMode.NEGATIVE if mode == "negative" else GenerationMode.POSITIVE
+
+        @settings(
+            max_examples=EXAMPLES_PER_MODE,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            phases=[Phase.explicit, Phase.generate],  # report the first failure, unshrunk
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=operation.as_strategy(generation_mode=generation))
+        def exercise(case: Any) -> None:
+            if path_parameters:
+                case.path_parameters.update(path_parameters)
+            if body and isinstance(case.body, dict):
+                case.body.update(body)
+            sent = headers()
+            try:
+                response = self.send(case, sent)
+            except Exception as error:  # an unhandled error in the app: a 500 to a client
+                cause = "".join(traceback.format_exception(error)[-3:])
+                raise AssertionError(
+                    f"server error (unhandled exception)\n{case.as_curl_command(sent)}\n{cause}"
+                ) from error
+            self.statuses.setdefault(label, set()).add(response.status_code)
+            case.validate_response(response, checks=CHECKS, headers=sent)
+
+        try:
+            exercise()
+        except Unsatisfiable:
+            # Nothing to make invalid: the operation takes no parameters and no body.
+            assert mode == "negative", label
+        except (Exception, BaseExceptionGroup) as failure:  # collected: one run reports all
+            self.failures.setdefault(label, []).append(f"[{mode}] {failure}"[:2000])
+
+
+ITEM_ROUTES = {
+    "/admin/users/{user_id}": "user_id",
+    "/admin/users/{user_id}/roles": "user_id",
+    "/admin/users/{user_id}/sessions": "user_id",
+    "/admin/roles/{name}": "name",
+    "/admin/roles/{name}/permissions": "name",
+    "/admin/permissions/{codename}": "codename",
+    "/admin/clients/{client_id}": "client_id",
+    "/users/me/sessions/{session_id}": "session_id",
+}
+
+
+async def existing_item(
+    client: httpx.AsyncClient, root: dict[str, str], path: str, tag: str
+) -> str:
+    """A fresh item for the item route `path` (a user, role, permission, client or session),
+    so each operation meets one that earlier operations did not rename or delete. Never the
+    superuser, its current session or the client the run authenticates with."""
+    kind = ITEM_ROUTES[path]
+    if kind == "user_id":
+        victim = await register(client, f"{tag}@example.com")
+        await sign_in(client, f"{tag}@example.com")  # a session to end
+        return str(victim["id"])
+    if kind == "name":
+        created = await client.post("/admin/roles", json={"name": tag}, headers=root)
+        assert created.status_code == 201, created.text
+        return tag
+    if kind == "codename":
+        created = await client.post(
+            "/admin/permissions", json={"codename": f"{tag}:read"}, headers=root
+        )
+        assert created.status_code == 201, created.text
+        return f"{tag}:read"
+    if kind == "client_id":
+        return (await register_client(client, root, name=tag))[0]
+    # Another session of the superuser: ending it leaves the token of the current one valid.
+    await sign_in(client, "root@example.com")
+    listed = (await client.get("/users/me/sessions", headers=root)).json()
+    return str(next(item["id"] for item in listed if not item["current"]))
+
+
+async def test_every_operation_survives_generated_input(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    root = await admin_headers(client, sessions, superuser=True)
+    client_id, secret = await register_client(client, root, scopes=["introspect"])
+    service_client = basic(client_id, secret)
+    served = await client.get("/openapi.json")
+    assert served.status_code == 200
+    schema = schemathesis.openapi.from_dict(served.json())
+    fuzzer = Fuzzer(client, asyncio.get_running_loop(), schema)
+
+    def run() -> list[str]:
+        fresh_user = fuzzer.throwaway_bearer()
+        labels = []
+        for result in fuzzer.schema.get_all_operations():
+            operation = result.ok()
+            label = f"{operation.method.upper()} {operation.path}"
+            labels.append(label)
+            if label in CLIENT_AUTHENTICATED:
+                headers: Callable[[], dict[str, str]] = lambda: service_client  # noqa: E731
+            elif label in SESSION_ENDING:
+                headers = fresh_user
+            else:
+                headers = lambda: root  # noqa: E731
+            fuzzer.fuzz(operation, "positive", headers)
+            fuzzer.fuzz(operation, "negative", headers)
+            if operation.path in ITEM_ROUTES:
+                item = fuzzer.on_loop(
+                    existing_item(client, root, operation.path, f"item{len(labels)}")
+                )
+                fuzzer.fuzz(operation, EXISTING, headers, {ITEM_ROUTES[operation.path]: item})
+            if label in KNOWN_BODIES:
+                fuzzer.fuzz(operation, EXISTING, headers, body=KNOWN_BODIES[label])
+        return labels
+
+    labels = await asyncio.to_thread(run)
+
+    assert len(labels) == len(set(labels)) >= 48, labels
+    assert set(ITEM_ROUTES) <= {label.split(" ")[1] for label in labels}
+    # The credentials and the existing items work: every operation whose input can succeed
+    # without a secret (a token from a mail, an OAuth code) succeeded at least once.
+    never_succeeded = {
+        label
+        for label in labels
+        if not any(status < 300 for status in fuzzer.statuses.get(label, ()))
+    }
+    assert never_succeeded <= NEED_A_SECRET, sorted(never_succeeded - NEED_A_SECRET)
+    failed = {label: found for label, found in fuzzer.failures.items() if found}
     assert not failed, "\n\n".join(
         f"{label}:\n" + "\n".join(sorted(set(found))[:3]) for label, found in failed.items()
     )
