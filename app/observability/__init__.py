@@ -7,8 +7,8 @@ from fastapi import FastAPI
 from app.api.routes import metrics as metrics_routes
 from app.config import Settings
 from app.observability.logging import configure_logging
-from app.observability.metrics import AuthMetrics, MetricsMiddleware, current_metrics
-from app.observability.request_id import RequestIdMiddleware
+from app.observability.metrics import AuthMetrics, current_metrics
+from app.observability.middleware import ObservabilityMiddleware
 
 __all__ = ["AuthMetrics", "configure_logging", "current_metrics", "install_observability"]
 
@@ -21,7 +21,5 @@ def install_observability(app: FastAPI, settings: Settings) -> None:
     """
     configure_logging(settings)
     app.state.metrics = AuthMetrics()
-    # The last middleware added is the outermost: the request id is bound before timing.
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     app.include_router(metrics_routes.router)

@@ -1,7 +1,7 @@
 """Structured JSON logs: structlog for our events, stdlib (uvicorn, `logging.getLogger`) too.
 
 Every line carries an ISO timestamp, the level, the logger name, the event and the request id
-bound by `RequestIdMiddleware`. Secret-looking keys are masked before rendering, as a defence
+bound by `ObservabilityMiddleware`. Secret-looking keys are masked before rendering, as a defence
 in depth: the code must not log secrets in the first place.
 """
 

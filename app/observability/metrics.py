@@ -7,12 +7,13 @@ serving the current request, or a no-op outside of one.
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 UNMATCHED_ROUTE = "unmatched"
 LOGIN_RESULTS = ("ok", "failed")
@@ -53,6 +54,16 @@ _current: ContextVar[AuthEvents | None] = ContextVar("authsvc_metrics", default=
 def current_metrics() -> AuthEvents:
     """The metrics of the app handling the current request; a no-op outside a request."""
     return _current.get() or _NO_METRICS
+
+
+@contextmanager
+def metrics_bound(metrics: AuthMetrics) -> Iterator[None]:
+    """Make `metrics` what `current_metrics()` returns inside the block (one request)."""
+    token = _current.set(metrics)
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 class AuthMetrics:
@@ -116,33 +127,3 @@ def route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else UNMATCHED_ROUTE
-
-
-class MetricsMiddleware:
-    """Times every HTTP request and makes `metrics` the `current_metrics()` while it runs."""
-
-    def __init__(self, app: ASGIApp, metrics: AuthMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500  # unless a response starts: an exception escaped to the server
-        started = time.perf_counter()
-
-        async def record_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        token = _current.set(self.metrics)
-        try:
-            await self.app(scope, receive, record_status)
-        finally:
-            _current.reset(token)
-            self.metrics.http_request_duration.labels(
-                method=scope["method"], route=route_template(scope), status=str(status)
-            ).observe(time.perf_counter() - started)
