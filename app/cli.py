@@ -250,6 +250,14 @@ class _MailNotSent:
         )
 
 
+class _NoDeferredWork:
+    """The command line answers nobody before its work is done: no use case it runs defers
+    any (only anonymous HTTP requests do)."""
+
+    def run_later(self, job: object) -> None:
+        raise RuntimeError("the command line runs no deferred work")
+
+
 async def _run_over_session(settings: Settings, use_case: UseCase[T]) -> T:
     from app.db import create_engine, create_session_factory
     from app.schema_migrations import current_revision, head_revision
@@ -270,6 +278,7 @@ async def _run_over_session(settings: Settings, use_case: UseCase[T]) -> T:
                 hasher=hasher,
                 limiter=RateLimiter(settings),
                 outbox=_MailNotSent(),
+                deferred=_NoDeferredWork(),
             )
             async with create_session_factory(engine)() as session:
                 return await use_case(session, context)

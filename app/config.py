@@ -116,11 +116,20 @@ class Settings(BaseSettings):
     rate_limit_enabled: bool = True
     # Namespace of the counters in Redis, so several deployments can share one Redis.
     rate_limit_key_prefix: str = "authsvc"
-    rate_limit_login_account: str = "10/15 minutes"
+    # Sign-in failures (wrong passwords, current-password checks, client secrets) per
+    # (account, client IP), per account from every address, and per client IP. The strict
+    # limit is per (account, IP), so a stranger cannot lock the owner out.
+    rate_limit_login_account_ip: str = "10/15 minutes"
+    rate_limit_login_account: str = "100/hour"
     rate_limit_login_ip: str = "100/15 minutes"
     rate_limit_register_ip: str = "20/hour"
+    # Verification and reset requests per client IP, per (address, client IP), and per
+    # address from every IP.
     rate_limit_email_ip: str = "10/hour"
     rate_limit_email_address: str = "3/hour"
+    rate_limit_email_address_total: str = "20/hour"
+    # Redemptions of one-time tokens (verification and reset links) per client IP.
+    rate_limit_token_ip: str = "30/15 minutes"
 
     # --- mail ---
     email_backend: Literal["console", "smtp"] = "console"

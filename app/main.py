@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await app.state.oauth_http.aclose()
             app.state.password_hasher.close()
+            await app.state.rate_limiter.close()
             await engine.dispose()
 
     app = FastAPI(

@@ -60,7 +60,13 @@ def context_of(app: FastAPI) -> ServiceContext:
         hasher=state.password_hasher,
         limiter=state.rate_limiter,
         outbox=_NoMail(),
+        deferred=_NoDeferredWork(),
     )
+
+
+class _NoDeferredWork:
+    def run_later(self, job: object) -> None:
+        raise AssertionError("role administration defers no work")
 
 
 class _NoMail:

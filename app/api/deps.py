@@ -6,13 +6,14 @@ on a worker thread, a hop that cost a sign-in dozens of thread switches.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import BackgroundTasks, Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.api.client_ip import client_ip
 from app.config import Settings
@@ -29,12 +30,15 @@ from app.services.client_grants import ClientGrantService
 from app.services.client_info import ClientInfo
 from app.services.clients import ClientAdminService
 from app.services.context import ServiceContext
+from app.services.deferred import Job
 from app.services.introspection import IntrospectionService
 from app.services.oauth.login import OAuthLoginService
 from app.services.rate_limits import RateLimiter
 from app.services.role_admin import RoleAdminService
 from app.services.token_issuer import TokenIssuer
 from app.services.user_admin import UserAdminService
+
+logger = logging.getLogger(__name__)
 
 
 async def get_app_settings(request: Request) -> Settings:
@@ -84,6 +88,31 @@ async def get_outbox(request: Request, tasks: BackgroundTasks) -> BackgroundMail
     return BackgroundMailOutbox(tasks, request.app.state.mail_dispatcher)
 
 
+class BackgroundDeferredWork:
+    """Runs deferred jobs after the response, each on a session of its own. Mail a job queues
+    goes out after it: the background tasks run in order, including ones added meanwhile."""
+
+    def __init__(
+        self, tasks: BackgroundTasks, session_factory: async_sessionmaker[AsyncSession]
+    ) -> None:
+        self.tasks = tasks
+        self.session_factory = session_factory
+
+    def run_later(self, job: Job) -> None:
+        self.tasks.add_task(self._run, job)
+
+    async def _run(self, job: Job) -> None:
+        try:
+            async with self.session_factory() as session:
+                await job(session)
+        except Exception:
+            logger.exception("deferred work failed")
+
+
+async def get_deferred_work(request: Request, tasks: BackgroundTasks) -> BackgroundDeferredWork:
+    return BackgroundDeferredWork(tasks, request.app.state.session_factory)
+
+
 async def get_client_info(request: Request) -> ClientInfo:
     # X-Forwarded-For counts only from the proxies in AUTH_TRUSTED_PROXIES (parsed once by
     # install_hardening); an app built without it trusts none.
@@ -102,6 +131,7 @@ CodecDep = Annotated[AccessTokenCodec, Depends(get_token_codec)]
 HasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
 ClientInfoDep = Annotated[ClientInfo, Depends(get_client_info)]
 OutboxDep = Annotated[BackgroundMailOutbox, Depends(get_outbox)]
+DeferredWorkDep = Annotated[BackgroundDeferredWork, Depends(get_deferred_work)]
 LimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
 
 
@@ -111,9 +141,15 @@ async def get_service_context(
     clock: ClockDep,
     limiter: LimiterDep,
     outbox: OutboxDep,
+    deferred: DeferredWorkDep,
 ) -> ServiceContext:
     return ServiceContext(
-        settings=settings, hasher=hasher, limiter=limiter, outbox=outbox, clock=clock
+        settings=settings,
+        hasher=hasher,
+        limiter=limiter,
+        outbox=outbox,
+        deferred=deferred,
+        clock=clock,
     )
 
 

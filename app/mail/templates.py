@@ -47,6 +47,17 @@ def email_changed_notice(to: str, new_address: str) -> OutgoingEmail:
     )
 
 
+def sign_in_attempts_notice(to: str, attempts: int, window: timedelta) -> OutgoingEmail:
+    """Tells the owner `to` that the account-wide limit of failed sign-ins tripped."""
+    return _render(
+        "sign_in_attempts",
+        to=to,
+        subject="Repeated failed sign-ins to your account",
+        attempts=str(attempts),
+        window=humanize_duration(window),
+    )
+
+
 def humanize_duration(duration: timedelta) -> str:
     """`"30 minutes"`, `"24 hours"`, `"1 hour and 30 minutes"`, `"7 days"`.
 

@@ -6,6 +6,8 @@ sent when it does, after the transaction has committed.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,7 +17,7 @@ from app.mail import OutgoingEmail, frontend_link, password_reset_email, verific
 from app.models import ActionPurpose, User
 from app.repositories import UserRepository
 from app.repositories.users import normalize_email
-from app.services.action_tokens import ActionTokens
+from app.services.action_tokens import ActionTokens, InvalidActionToken
 from app.services.audit import AuditEventType, AuditTrail
 from app.services.client_info import ClientInfo
 from app.services.context import Service, ServiceContext
@@ -53,18 +55,20 @@ class AccountRecoveryService(Service):
         return timedelta(seconds=self.settings.reset_password_token_ttl_seconds)
 
     async def request_verification(self, email: str, client: ClientInfo) -> None:
-        """Mail a verification link if an unverified account has this address."""
-        email = await self._throttle(email, client)
-        async with unit_of_work(self.session):
-            user = await self.users.get_by_email(email)
-            if user is None or user.is_verified or not user.is_active:
-                return
-            mail = await issue_verification(self.tokens, user, self.settings, self.clock())
-        self.outbox.send_later(mail)
+        """Mail a verification link if an unverified account has this address.
+
+        Answers once the request is counted; the account is looked up after the response,
+        so the answer's timing does not tell whether it exists.
+        """
+        address = await self._throttle(email, client)
+        self.deferred.run_later(lambda session: self._over(session)._mail_verification(address))
 
     async def verify_email(self, raw_token: str, client: ClientInfo) -> User:
         """Mark the account verified; the link is spent."""
-        async with unit_of_work(self.session):
+        async with (
+            self._redemption(ActionPurpose.verify_email, client),
+            unit_of_work(self.session),
+        ):
             redeemed = await self.tokens.redeem(
                 raw_token, ActionPurpose.verify_email, now=self.clock()
             )
@@ -74,11 +78,59 @@ class AccountRecoveryService(Service):
         return user
 
     async def forgot_password(self, email: str, client: ClientInfo) -> None:
-        """Mail a reset link if an active account has this address; older links stop working."""
-        email = await self._throttle(email, client)
+        """Mail a reset link if an active account has this address; older links stop working.
+
+        Answers once the request is counted; the account is looked up after the response.
+        """
+        address = await self._throttle(email, client)
+        self.deferred.run_later(
+            lambda session: self._over(session)._mail_reset_link(address, client)
+        )
+
+    async def reset_password(self, raw_token: str, new_password: str, client: ClientInfo) -> None:
+        """Set a new password from a reset link; every session ends, every token is retired,
+        and every count of failed sign-ins of the account starts afresh."""
+        async with self._redemption(ActionPurpose.reset_password, client):
+            # Validate link and password first, hash outside the transaction, then spend the
+            # link atomically: a weak password leaves the link usable for a second try.
+            candidate = await self.tokens.check(
+                raw_token, ActionPurpose.reset_password, now=self.clock()
+            )
+            self.policy.check(
+                new_password, email=candidate.user.email, username=candidate.user.username
+            )
+            await self.session.rollback()  # release the read transaction before the slow hash
+            hashed = await self.hasher.hash(new_password)
+            now = self.clock()
+            async with unit_of_work(self.session):
+                redeemed = await self.tokens.redeem(
+                    raw_token, ActionPurpose.reset_password, now=now
+                )
+                user = redeemed.user
+                user.hashed_password = hashed
+                # The new token version also starts the account's sign-in counts afresh.
+                user.token_version += 1
+                await self.tokens.void(user, ActionPurpose.reset_password, now=now)
+                ended = await self.sessions.end_all(user.id, now, "password_reset")
+                await self.audit.record(
+                    AuditEventType.password_reset,
+                    client=client,
+                    user_id=user.id,
+                    sessions_ended=ended,
+                )
+
+    async def _mail_verification(self, address: str) -> None:
+        async with unit_of_work(self.session):
+            user = await self.users.get_by_email(address)
+            if user is None or user.is_verified or not user.is_active:
+                return
+            mail = await issue_verification(self.tokens, user, self.settings, self.clock())
+        self.outbox.send_later(mail)
+
+    async def _mail_reset_link(self, address: str, client: ClientInfo) -> None:
         now = self.clock()
         async with unit_of_work(self.session):
-            user = await self.users.get_by_email(email)
+            user = await self.users.get_by_email(address)
             if user is None or not user.is_active:
                 return
             await self.tokens.void(user, ActionPurpose.reset_password, now=now)
@@ -91,32 +143,36 @@ class AccountRecoveryService(Service):
         link = frontend_link(self.settings, RESET_PATH, raw)
         self.outbox.send_later(password_reset_email(user.email, link, self.reset_valid_for))
 
-    async def reset_password(self, raw_token: str, new_password: str, client: ClientInfo) -> None:
-        """Set a new password from a reset link; every session ends, every token is retired."""
-        # Validate link and password first, hash outside the transaction, then spend the link
-        # atomically: a weak password leaves the link usable for a second try.
-        candidate = await self.tokens.check(
-            raw_token, ActionPurpose.reset_password, now=self.clock()
-        )
-        self.policy.check(
-            new_password, email=candidate.user.email, username=candidate.user.username
-        )
-        await self.session.rollback()  # release the read transaction before the slow hash
-        hashed = await self.hasher.hash(new_password)
-        now = self.clock()
-        async with unit_of_work(self.session):
-            redeemed = await self.tokens.redeem(raw_token, ActionPurpose.reset_password, now=now)
-            user = redeemed.user
-            user.hashed_password = hashed
-            user.token_version += 1
-            await self.tokens.void(user, ActionPurpose.reset_password, now=now)
-            ended = await self.sessions.end_all(user.id, now, "password_reset")
-            await self.audit.record(
-                AuditEventType.password_reset, client=client, user_id=user.id, sessions_ended=ended
-            )
+    def _over(self, session: AsyncSession) -> AccountRecoveryService:
+        """This service over another database session (a deferred job's)."""
+        return AccountRecoveryService(session, self.context)
+
+    @asynccontextmanager
+    async def _redemption(self, purpose: ActionPurpose, client: ClientInfo) -> AsyncIterator[None]:
+        """One attempt at a one-time token, counted per client IP before the token is looked
+        up. A refused token keeps its slot and is audited; any other outcome gives it back."""
+        attempt = await self.limiter.reserve((LimitName.token_ip, client.ip))
+        try:
+            yield
+        except InvalidActionToken:
+            await self.session.rollback()
+            async with unit_of_work(self.session):
+                await self.audit.record(
+                    AuditEventType.one_time_token_refused, client=client, purpose=purpose.value
+                )
+            raise
+        except BaseException:
+            await attempt.release()
+            raise
+        await attempt.release()
 
     async def _throttle(self, email: str, client: ClientInfo) -> str:
+        """Count a mail request per client IP, per (address, IP) and per address: a stranger
+        exhausts their own share of the address's requests, not the owner's."""
         address = normalize_email(email)
-        await self.limiter.consume(LimitName.email_ip, client.ip)
-        await self.limiter.consume(LimitName.email_address, address)
+        await self.limiter.reserve(
+            (LimitName.email_ip, client.ip),
+            (LimitName.email_address, None if client.ip is None else f"{address}:{client.ip}"),
+            (LimitName.email_address_total, address),
+        )
         return address

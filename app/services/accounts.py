@@ -18,6 +18,7 @@ from app.services.client_info import ClientInfo
 from app.services.context import Service, ServiceContext
 from app.services.errors import InvalidInput, NotFound, user_conflict
 from app.services.sessions import SessionManager
+from app.services.sign_in_limits import Account, SignInLimits
 from app.services.unit_of_work import unit_of_work
 
 
@@ -37,6 +38,7 @@ class AccountService(Service):
         self.session_rows = SessionRepository(session)
         self.sessions = SessionManager(session, context.settings)
         self.audit = AuditTrail(session)
+        self.sign_in_limits = SignInLimits(context.limiter, context.outbox)
 
     async def update_profile(
         self,
@@ -59,7 +61,7 @@ class AccountService(Service):
         old_email = user.email
         email_changes = new_email is not None and normalize_email(str(new_email)) != user.email
         if email_changes:
-            await self._require_current_password(user, current_password)
+            await self._require_current_password(user, current_password, client)
             values["email"] = normalize_email(str(new_email))
             values["is_verified"] = False
         try:
@@ -100,12 +102,13 @@ class AccountService(Service):
         """Set a new password, end every other session and retire older access tokens and
         outstanding reset links."""
         user = await self._load(user_id)
-        await self._require_current_password(user, current_password)
+        await self._require_current_password(user, current_password, client)
         self.policy.check(new_password, email=user.email, username=user.username)
         hashed = await self.hasher.hash(new_password)
         async with unit_of_work(self.session):
             user = await self._lock_unless_password_changed(user)
             user.hashed_password = hashed
+            # The new token version also starts the account's sign-in counts afresh.
             user.token_version += 1
             await self.tokens.void(user, ActionPurpose.reset_password, now=self.clock())
             ended = await self.sessions.end_all(
@@ -155,11 +158,33 @@ class AccountService(Service):
             raise WrongCurrentPassword
         return locked
 
-    async def _require_current_password(self, user: User, password: str | None) -> None:
+    async def _require_current_password(
+        self, user: User, password: str | None, client: ClientInfo
+    ) -> None:
+        """`password` must be the user's: a check drawing on the same budgets as sign-in (a
+        stolen access token must not become a password oracle), audited when it fails."""
         if not password:
             raise CurrentPasswordRequired
-        if len(password) > self.settings.password_max_length:
-            raise WrongCurrentPassword
-        matches, _ = await self.hasher.verify_and_update(password, user.hashed_password)
+        # Hand the connection back before queueing for the hash (loaded attributes stay
+        # readable); the write that follows takes a fresh one and re-checks under a lock.
+        await self.session.close()
+        account = Account.of(user, user.email)
+        attempt = await self.sign_in_limits.reserve(account, client.ip)
+        try:
+            matches = (
+                len(password) <= self.settings.password_max_length
+                and (await self.hasher.verify_and_update(password, user.hashed_password))[0]
+            )
+        except BaseException:
+            await attempt.release()
+            raise
         if not matches:
+            async with unit_of_work(self.session):
+                await self.audit.record(
+                    AuditEventType.login_failed,
+                    client=client,
+                    user_id=user.id,
+                    check="current_password",
+                )
             raise WrongCurrentPassword
+        await self.sign_in_limits.succeeded(attempt, account, client.ip)

@@ -28,6 +28,8 @@ class AuditEventType(StrEnum):
     password_reset_requested = "password.reset_requested"
     password_reset = "password.reset"
     email_verified = "email.verified"
+    # A verification or reset link that was expired, used, forged or for another purpose.
+    one_time_token_refused = "one_time_token.refused"
     email_changed = "email.changed"
     profile_updated = "profile.updated"
     oauth_login = "oauth.login"

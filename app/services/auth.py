@@ -18,7 +18,8 @@ from app.services.client_info import ClientInfo
 from app.services.context import Service, ServiceContext
 from app.services.errors import InvalidCredentials, user_conflict
 from app.services.rate_limits import LimitName
-from app.services.sessions import RefreshTokenReused, SessionManager
+from app.services.sessions import IssuedSession, RefreshTokenReused, SessionManager
+from app.services.sign_in_limits import Account, SignInLimits
 from app.services.token_issuer import TokenIssuer, TokenResponse
 from app.services.unit_of_work import unit_of_work
 
@@ -48,6 +49,7 @@ class AuthService(Service):
         self.permissions = PermissionRepository(session)
         self.sessions = SessionManager(session, context.settings)
         self.audit = AuditTrail(session)
+        self.sign_in_limits = SignInLimits(context.limiter, context.outbox)
 
     async def register(
         self,
@@ -80,11 +82,30 @@ class AuthService(Service):
         self, *, username: str, password: str, scope: str | None, client: ClientInfo
     ) -> TokenResponse:
         """Sign in with a password: a new session and its first token pair."""
-        account_key = username.strip().lower()
-        await self.limiter.ensure_allowed(LimitName.login_ip, client.ip)
-        await self.limiter.ensure_allowed(LimitName.login_account, account_key)
-
         user = await self.users.get_by_identifier(username)
+        # Hand the connection back before queueing for the hash: a sign-in flood must not
+        # hold the pool while it waits (loaded attributes stay readable).
+        await self.session.close()
+        account = Account.of(user, username)
+        attempt = await self.sign_in_limits.reserve(account, client.ip)
+        try:
+            issued = await self._sign_in(user, password, scope, client)
+        except LoginFailed:
+            # The slots stay taken: they are the failure counts.
+            await self._record_failed_login(user, username, client)
+            current_metrics().login_failed()
+            raise
+        except BaseException:
+            await attempt.release()  # a fault, not a failed guess
+            raise
+        await self.sign_in_limits.succeeded(attempt, account, client.ip)
+        current_metrics().login_ok()
+        current_metrics().token_issued("password")
+        return self.issuer.for_session(issued)
+
+    async def _sign_in(
+        self, user: User | None, password: str, scope: str | None, client: ClientInfo
+    ) -> IssuedSession:
         matches, new_hash = False, None
         if len(password) > self.settings.password_max_length:
             pass  # refused before hashing: no one can make us hash megabytes
@@ -92,10 +113,7 @@ class AuthService(Service):
             await self.hasher.verify_dummy(password)
         else:
             matches, new_hash = await self.hasher.verify_and_update(password, user.hashed_password)
-
         if user is None or not matches or not user.is_active:
-            await self._record_failed_login(user, account_key, client)
-            current_metrics().login_failed()
             raise LoginFailed
 
         now = self.clock()
@@ -107,7 +125,6 @@ class AuthService(Service):
                 user, verified_hash=user.hashed_password, now=now, new_hash=new_hash
             )
             if not signed_in:
-                current_metrics().login_failed()
                 raise LoginFailed
             granted = await self._granted_scope(user, scope)
             issued = await self.sessions.start(
@@ -123,10 +140,7 @@ class AuthService(Service):
                 user_id=user.id,
                 session_id=str(issued.session.id),
             )
-        await self.limiter.reset(LimitName.login_account, account_key)
-        current_metrics().login_ok()
-        current_metrics().token_issued("password")
-        return self.issuer.for_session(issued)
+        return issued
 
     async def refresh_grant(self, *, refresh_token: str, client: ClientInfo) -> TokenResponse:
         """Rotate a refresh token: spend it, issue the next pair in the same session."""
@@ -221,10 +235,8 @@ class AuthService(Service):
         return " ".join(sorted(wanted & allowed))
 
     async def _record_failed_login(
-        self, user: User | None, account_key: str, client: ClientInfo
+        self, user: User | None, typed_name: str, client: ClientInfo
     ) -> None:
-        await self.limiter.hit(LimitName.login_ip, client.ip)
-        await self.limiter.hit(LimitName.login_account, account_key)
         async with unit_of_work(self.session):
             await self.audit.record(
                 AuditEventType.login_failed,
@@ -232,5 +244,5 @@ class AuthService(Service):
                 user_id=user.id if user else None,
                 # A digest, not the name: a mistyped password in the username field stays out
                 # of the audit trail.
-                identifier_digest=token_digest(account_key)[:16],
+                identifier_digest=token_digest(typed_name.strip().lower())[:16],
             )

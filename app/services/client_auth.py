@@ -75,7 +75,7 @@ class ClientAuthenticator:
         """
         if credentials is None:
             raise InvalidClient("Client authentication is required.")
-        await self.limiter.ensure_allowed(LimitName.login_ip, client.ip)
+        attempt = await self.limiter.reserve((LimitName.login_ip, client.ip))
         found = None
         if len(credentials.client_id) <= CLIENT_ID_MAX_LENGTH:
             connection = connection or await self.session.connection()
@@ -84,7 +84,7 @@ class ClientAuthenticator:
         digest = found.secret_hash if found is not None else _UNKNOWN_CLIENT_DIGEST
         matches = secret_matches(digest, credentials.client_secret)
         if found is None or not matches or not found.is_active:
-            await self.limiter.hit(LimitName.login_ip, client.ip)
+            # The slot stays taken: failures count against the caller's IP.
             async with unit_of_work(self.session):
                 await self.audit.record(
                     AuditEventType.client_authentication_failed,
@@ -93,4 +93,5 @@ class ClientAuthenticator:
                     known=found is not None,
                 )
             raise InvalidClient
+        await attempt.release()
         return AuthenticatedClient(found.client_id, list(found.scopes), list(found.audiences))

@@ -12,6 +12,7 @@ from app.config import Settings
 from app.models.base import utcnow
 from app.security.password_policy import PasswordPolicy
 from app.security.passwords import PasswordHasher
+from app.services.deferred import DeferredWork
 from app.services.outbox import MailOutbox
 from app.services.rate_limits import RateLimiter
 
@@ -22,6 +23,7 @@ class ServiceContext:
     hasher: PasswordHasher
     limiter: RateLimiter
     outbox: MailOutbox
+    deferred: DeferredWork
     clock: Callable[[], datetime] = utcnow
     policy: PasswordPolicy = field(init=False)
 
@@ -39,5 +41,6 @@ class Service:
         self.hasher = context.hasher
         self.limiter = context.limiter
         self.outbox = context.outbox
+        self.deferred = context.deferred
         self.clock = context.clock
         self.policy = context.policy

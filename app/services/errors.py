@@ -55,9 +55,13 @@ class PermissionDenied(DomainError):
 class RateLimited(DomainError):
     default_detail = "Too many requests; try again later."
 
-    def __init__(self, retry_after_seconds: int, detail: str | None = None) -> None:
+    def __init__(
+        self, retry_after_seconds: int, detail: str | None = None, *, limit: str | None = None
+    ) -> None:
         super().__init__(detail)
         self.retry_after_seconds = retry_after_seconds
+        # Which named limit refused (for the service's own follow-up; never shown).
+        self.limit = limit
 
 
 class BadGateway(DomainError):

@@ -1,8 +1,13 @@
-"""Throttling of sign-in failures, registrations and mail requests (the `limits` library).
+"""Throttling of sign-in failures, registrations, mail requests and one-time-token redemptions.
 
-Counters live in process memory by default and in Redis when `AUTH_REDIS_URL` is set, so that
+Limits are reservations: an attempt takes its slot before the slow or secret-revealing check
+(a password hash, a code, a one-time token), so N parallel attempts against a limit L evaluate
+at most L and the rest get `RateLimited`. An attempt that turns out not to count (a sign-in
+that succeeded) gives its slots back.
+
+Slots live in process memory by default and in Redis when `AUTH_REDIS_URL` is set, so that
 every replica sees the same counts. When Redis cannot be reached, counting falls back to the
-process's memory with a warning: throttling degrades, sign-in keeps working.
+process's memory with a warning: throttling degrades to per-replica, sign-in keeps working.
 """
 
 from __future__ import annotations
@@ -10,28 +15,34 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
-from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
-from limits.storage import storage_from_string
+from limits import parse
 from redis.exceptions import RedisError
 
 from app.config import Settings
 from app.observability.metrics import current_metrics
 from app.services.errors import RateLimited
+from app.services.rate_limit_store import MemorySlotStore, RedisSlotStore, Slot, SlotStore
 
 logger = logging.getLogger(__name__)
 
 
 class LimitName(StrEnum):
+    # Sign-in failures (passwords, current-password checks, client secrets).
+    login_account_ip = "login_account_ip"
     login_account = "login_account"
     login_ip = "login_ip"
+    # The one notice mail per window when `login_account` trips.
+    login_account_notice = "login_account_notice"
     register_ip = "register_ip"
+    # Verification and reset requests.
     email_ip = "email_ip"
     email_address = "email_address"
+    email_address_total = "email_address_total"
+    # Redemptions of one-time tokens (verification and reset links).
+    token_ip = "token_ip"
 
 
 # Redis must answer quickly or not at all: a sign-in never waits on a hung counter store.
@@ -40,84 +51,137 @@ REDIS_TIMEOUT_SECONDS = 0.5
 OUTAGE_WARNING_INTERVAL_SECONDS = 60.0
 
 
-def create_storage(settings: Settings) -> Storage:
-    if settings.redis_url:
-        # "async+" selects the asyncio driver of the same backend.
-        storage = storage_from_string(
-            f"async+{settings.redis_url}",
-            key_prefix=settings.rate_limit_key_prefix,
-            # redis-py rather than the default coredis: its timeouts and errors are the ones
-            # the fallback below expects.
-            implementation="redispy",
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        )
-        assert isinstance(storage, Storage)
-        return storage
-    return MemoryStorage()
+@dataclass(frozen=True, slots=True)
+class Rule:
+    limit: int
+    window_seconds: int
+
+
+def rules_from_settings(settings: Settings) -> dict[LimitName, Rule]:
+    def rule(notation: str) -> Rule:
+        item = parse(notation)
+        return Rule(limit=item.amount, window_seconds=item.get_expiry())
+
+    account = rule(settings.rate_limit_login_account)
+    return {
+        LimitName.login_account_ip: rule(settings.rate_limit_login_account_ip),
+        LimitName.login_account: account,
+        LimitName.login_ip: rule(settings.rate_limit_login_ip),
+        LimitName.login_account_notice: Rule(limit=1, window_seconds=account.window_seconds),
+        LimitName.register_ip: rule(settings.rate_limit_register_ip),
+        LimitName.email_ip: rule(settings.rate_limit_email_ip),
+        LimitName.email_address: rule(settings.rate_limit_email_address),
+        LimitName.email_address_total: rule(settings.rate_limit_email_address_total),
+        LimitName.token_ip: rule(settings.rate_limit_token_ip),
+    }
+
+
+@dataclass(slots=True)
+class Reservation:
+    """Slots taken for one attempt. They count unless `release`d."""
+
+    _limiter: RateLimiter
+    _slots: list[tuple[SlotStore, Slot]] = field(default_factory=list)
+
+    async def release(self) -> None:
+        """Give the slots back: the attempt does not count against any limit."""
+        slots, self._slots = self._slots, []
+        for store, slot in slots:
+            await self._limiter.give_back(store, slot)
 
 
 class RateLimiter:
     """Named limits from settings, each counted per key (an IP, an account, an address)."""
 
-    def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
+    def __init__(self, settings: Settings, store: SlotStore | None = None) -> None:
         self.enabled = settings.rate_limit_enabled
-        self.storage = storage or create_storage(settings)
-        self._shared = MovingWindowRateLimiter(self.storage)
+        self.rules = rules_from_settings(settings)
+        self.shared: SlotStore = store or _store_from_settings(settings)
         # Used while the shared store (Redis) cannot be reached: limits still hold per
         # replica, and sign-in keeps working.
-        self._local = MovingWindowRateLimiter(MemoryStorage())
+        self.local = MemorySlotStore()
         self._last_warning = float("-inf")
-        self._rules = {
-            LimitName.login_account: parse(settings.rate_limit_login_account),
-            LimitName.login_ip: parse(settings.rate_limit_login_ip),
-            LimitName.register_ip: parse(settings.rate_limit_register_ip),
-            LimitName.email_ip: parse(settings.rate_limit_email_ip),
-            LimitName.email_address: parse(settings.rate_limit_email_address),
-        }
 
-    async def ensure_allowed(self, name: LimitName, key: str | None) -> None:
-        """Raise `RateLimited` if `key` has used up `name`, without counting this call."""
-        if not self.enabled or key is None:
-            return
-        item = self._rules[name]
-        if not await self._call("test", item, name, key):
+    async def reserve(self, *limits: tuple[LimitName, str | None]) -> Reservation:
+        """Take one slot of each named limit for its key (None: not counted), in order.
+
+        If any limit is used up, the slots already taken are given back and `RateLimited`
+        says when to retry: the refused attempt costs nothing.
+        """
+        reservation = Reservation(self)
+        if not self.enabled:
+            return reservation
+        for name, key in limits:
+            if key is None:
+                continue
+            store, taken = await self._take(name, key)
+            if isinstance(taken, Slot):
+                reservation._slots.append((store, taken))
+                continue
+            await reservation.release()
             current_metrics().throttled(name.value)
-            raise RateLimited(retry_after_seconds=await self._retry_after(item, name, key))
-
-    async def hit(self, name: LimitName, key: str | None) -> None:
-        """Count one event against `key`."""
-        if self.enabled and key is not None:
-            await self._call("hit", self._rules[name], name, key)
+            raise RateLimited(retry_after_seconds=max(1, math.ceil(taken)), limit=name.value)
+        return reservation
 
     async def consume(self, name: LimitName, key: str | None) -> None:
-        """Count one event, raising `RateLimited` if the limit was already used up."""
+        """Count one event against `key`, raising `RateLimited` if the limit is used up."""
+        await self.reserve((name, key))
+
+    async def try_consume(self, name: LimitName, key: str | None) -> bool:
+        """Like `consume`, but answers whether the slot was taken instead of raising."""
+        try:
+            await self.reserve((name, key))
+        except RateLimited:
+            return False
+        return True
+
+    async def clear(self, name: LimitName, key: str | None) -> None:
+        """Forget every slot `key` holds under `name`."""
         if not self.enabled or key is None:
             return
-        item = self._rules[name]
-        if not await self._call("hit", item, name, key):
-            current_metrics().throttled(name.value)
-            raise RateLimited(retry_after_seconds=await self._retry_after(item, name, key))
-
-    async def reset(self, name: LimitName, key: str | None) -> None:
-        if self.enabled and key is not None:
-            await self._call("clear", self._rules[name], name, key)
-
-    async def _retry_after(self, item: RateLimitItem, name: LimitName, key: str) -> int:
-        stats = await self._call("get_window_stats", item, name, key)
-        reset_time: float = stats.reset_time
-        return max(1, math.ceil(reset_time - time.time()))
-
-    async def _call(self, operation: str, item: RateLimitItem, name: LimitName, key: str) -> Any:
-        """`operation` on the shared store, or on the local one while the shared is down."""
+        scoped = _scoped(name, key)
+        await self.local.clear(scoped)
         try:
-            return await getattr(self._shared, operation)(item, name.value, key)
+            await self.shared.clear(scoped)
         except (RedisError, OSError) as error:
-            now = time.monotonic()
-            if now - self._last_warning >= OUTAGE_WARNING_INTERVAL_SECONDS:
-                self._last_warning = now
-                logger.warning(
-                    "rate-limit store unreachable (%s); counting in this process meanwhile",
-                    type(error).__name__,
-                )
-            return await getattr(self._local, operation)(item, name.value, key)
+            self._warn_outage(error)
+
+    async def give_back(self, store: SlotStore, slot: Slot) -> None:
+        try:
+            await store.give_back(slot)
+        except (RedisError, OSError) as error:
+            # The slot expires with its window: a lost give-back only throttles sooner.
+            self._warn_outage(error)
+
+    async def _take(self, name: LimitName, key: str) -> tuple[SlotStore, Slot | float]:
+        rule, scoped = self.rules[name], _scoped(name, key)
+        try:
+            return self.shared, await self.shared.take(scoped, rule.limit, rule.window_seconds)
+        except (RedisError, OSError) as error:
+            self._warn_outage(error)
+            return self.local, await self.local.take(scoped, rule.limit, rule.window_seconds)
+
+    def _warn_outage(self, error: Exception) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= OUTAGE_WARNING_INTERVAL_SECONDS:
+            self._last_warning = now
+            logger.warning(
+                "rate-limit store unreachable (%s); counting in this process meanwhile",
+                type(error).__name__,
+            )
+
+    async def close(self) -> None:
+        if isinstance(self.shared, RedisSlotStore):
+            await self.shared.close()
+
+
+def _scoped(name: LimitName, key: str) -> str:
+    return f"{name.value}:{key}"
+
+
+def _store_from_settings(settings: Settings) -> SlotStore:
+    if settings.redis_url:
+        return RedisSlotStore(
+            settings.redis_url, settings.rate_limit_key_prefix, REDIS_TIMEOUT_SECONDS
+        )
+    return MemorySlotStore()

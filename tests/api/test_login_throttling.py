@@ -21,7 +21,11 @@ REDIS_URL = os.environ.get("AUTH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
-    return {"rate_limit_login_account": "3/15 minutes", "rate_limit_login_ip": "6/15 minutes"}
+    return {
+        "rate_limit_login_account_ip": "3/15 minutes",
+        "rate_limit_login_account": "5/15 minutes",
+        "rate_limit_login_ip": "6/15 minutes",
+    }
 
 
 @pytest.mark.usefixtures("app")
