@@ -158,6 +158,11 @@ class Settings(BaseSettings):
     oauth_state_ttl_seconds: int = Field(default=600, ge=60, le=3600)
     oauth_http_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # --- recent authentication (RFC 9470) ---
+    # Sensitive operations (starting a provider link, ...) need a credential proved in the
+    # session (the access token's `auth_time`) at most this many seconds ago.
+    reauth_max_age_seconds: int = Field(default=300, ge=30, le=86400)
+
     # --- cache / shared counters ---
     redis_url: str | None = None
 

@@ -10,7 +10,8 @@ class Claims(Mapping[str, Any]):
     """The claims of a verified access token (or an introspection answer).
 
     A read-only view of the decoded JSON object; `to_dict()` copies it. The properties read
-    the registered claims authsvc sets (RFC 9068): `sub`, `scope`, `client_id`, `roles`.
+    the registered claims authsvc sets (RFC 9068): `sub`, `scope`, `client_id`, `roles`,
+    `auth_time`.
     """
 
     __slots__ = ("_claims",)
@@ -58,6 +59,13 @@ class Claims(Mapping[str, Any]):
         if not isinstance(value, list):
             return ()
         return tuple(role for role in value if isinstance(role, str))
+
+    @property
+    def auth_time(self) -> int | None:
+        """`auth_time`: when the user last proved a credential in this session (Unix time;
+        RFC 9470). A refresh keeps it; None for client tokens."""
+        value = self._claims.get("auth_time")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     def has_scopes(self, required: Iterable[str]) -> bool:
         """Whether every scope in `required` was granted."""

@@ -30,6 +30,7 @@ from app.services.errors import (
     ServiceUnavailable,
     Unprocessable,
 )
+from app.services.recent_authentication import ReauthenticationRequired
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,20 @@ async def _domain_error(request: Request, error: Exception) -> JSONResponse:
     if status == HTTPStatus.UNAUTHORIZED:
         headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
     return problem_response(status, error.detail, type_=TYPE_PREFIX + slug, headers=headers)
+
+
+async def _reauthentication_required(request: Request, error: Exception) -> JSONResponse:
+    # RFC 9470 section 3: the challenge tells the client to sign the user in again, no longer
+    # ago than max_age, and retry.
+    assert isinstance(error, ReauthenticationRequired)
+    challenge = f'Bearer error="insufficient_user_authentication", max_age={error.max_age_seconds}'
+    return problem_response(
+        HTTPStatus.UNAUTHORIZED,
+        error.detail,
+        type_=TYPE_PREFIX + "reauthentication-required",
+        headers={"WWW-Authenticate": challenge},
+        max_age=error.max_age_seconds,
+    )
 
 
 def _pointer(location: tuple[Any, ...]) -> dict[str, Any]:
@@ -237,6 +252,7 @@ async def _unhandled_error(request: Request, error: Exception) -> JSONResponse:
 def install_problem_handlers(app: FastAPI) -> None:
     """Route every error the app can raise through problem+json."""
     app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(ReauthenticationRequired, _reauthentication_required)
     app.add_exception_handler(WeakPassword, _weak_password)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -12,6 +12,7 @@ from app.mail.senders import (
 from app.mail.templates import (
     email_changed_notice,
     password_reset_email,
+    provider_linked_notice,
     sign_in_attempts_notice,
     verification_email,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "email_changed_notice",
     "frontend_link",
     "password_reset_email",
+    "provider_linked_notice",
     "sign_in_attempts_notice",
     "verification_email",
 ]

@@ -58,6 +58,18 @@ def sign_in_attempts_notice(to: str, attempts: int, window: timedelta) -> Outgoi
     )
 
 
+def provider_linked_notice(to: str, provider: str, account: str) -> OutgoingEmail:
+    """Tells the account's address `to` that the `provider` identity `account` (its email,
+    or its id there) can now sign in to the account."""
+    return _render(
+        "provider_linked",
+        to=to,
+        subject=f"{provider} was linked to your account",
+        provider=provider,
+        account=account,
+    )
+
+
 def humanize_duration(duration: timedelta) -> str:
     """`"30 minutes"`, `"24 hours"`, `"1 hour and 30 minutes"`, `"7 days"`.
 

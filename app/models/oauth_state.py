@@ -27,5 +27,12 @@ class OAuthState(UUIDPrimaryKey, CreatedAt, Base):
     link_user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE")
     )
+    # The sign-in session and token version that started the link: the link is void once
+    # that session ends or the version moves on (logout-all, password change or reset, the
+    # pre-hijacking takeover), so a saved flow outlives neither its owner's nor a thief's access.
+    link_session_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE")
+    )
+    link_token_version: Mapped[int | None]
     expires_at: Mapped[datetime] = mapped_column(index=True)
     used_at: Mapped[datetime | None]

@@ -25,6 +25,9 @@ class UserSession(UUIDPrimaryKey, CreatedAt, Base):
     user_agent: Mapped[str | None] = mapped_column(String(512))
     ip: Mapped[str | None] = mapped_column(String(45))
     last_used_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the user last proved a credential in this session (password, provider sign-in):
+    # the `auth_time` of its access tokens. A refresh keeps it; only a new sign-in renews it.
+    authenticated_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Absolute lifetime; the idle lifetime is measured from last_used_at.
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]

@@ -29,7 +29,17 @@ _CLIENT_IS_ACTIVE = select(ServiceClient.is_active).where(
     ServiceClient.client_id == bindparam("client_id", type_=String())
 )
 # The claims an active access token's answer repeats from the token itself.
-_ACCESS_TOKEN_FIELDS = ("sub", "client_id", "scope", "exp", "iat", "iss", "aud", "jti")
+_ACCESS_TOKEN_FIELDS = (
+    "sub",
+    "client_id",
+    "scope",
+    "exp",
+    "iat",
+    "iss",
+    "aud",
+    "jti",
+    "auth_time",
+)
 
 
 class IntrospectionNotAllowed(PermissionDenied):
@@ -125,6 +135,7 @@ class IntrospectionService(Service):
             "scope": family.scope,
             "exp": int(self.sessions.usable_until(family).timestamp()),
             "iat": int(stored.created_at.timestamp()),
+            "auth_time": int(family.authenticated_at.timestamp()),
             "iss": self.settings.issuer,
             "token_type": "refresh_token",
             "username": user.username or user.email,

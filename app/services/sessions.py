@@ -53,7 +53,8 @@ class SessionManager:
     async def start(
         self, user: User, client: ClientInfo, *, scope: str, client_id: str, now: datetime
     ) -> IssuedSession:
-        """Open a session (a refresh-token family) and issue its first refresh token."""
+        """Open a session (a refresh-token family) and issue its first refresh token. The user
+        has just proved a credential: the session's `authenticated_at` is `now`."""
         family = await self.sessions.create(
             user_id=user.id,
             client_id=client_id,
@@ -62,6 +63,7 @@ class SessionManager:
             ip=client.ip,
             created_at=now,
             last_used_at=now,
+            authenticated_at=now,
             expires_at=now + timedelta(seconds=self.settings.session_absolute_lifetime_seconds),
         )
         refresh_token = await self._issue_refresh_token(family.id, now)

@@ -42,6 +42,7 @@ class TokenIssuer:
                 "roles": sorted(role.name for role in user.roles),
                 "sid": str(family.id),
                 "ver": user.token_version,
+                "auth_time": int(family.authenticated_at.timestamp()),
             }
         )
         return TokenResponse(

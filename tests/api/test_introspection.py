@@ -61,6 +61,7 @@ async def test_an_active_user_access_token(
         "iss": claims["iss"],
         "aud": claims["aud"],
         "jti": claims["jti"],
+        "auth_time": claims["auth_time"],
         "token_type": "Bearer",
         "username": "ada",
         "email": "ada@example.com",

@@ -3,6 +3,7 @@ accepts (logged out, deactivated), and the consumer's revocation-sensitive route
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -82,6 +83,20 @@ async def test_an_active_token_is_introspected_with_the_users_details(
     assert answer["iss"] == live_service.url
     assert answer["aud"] == AUDIENCE
     assert answer.client_id == "authsvc-web"
+
+
+async def test_the_kit_reads_when_the_user_last_signed_in(
+    introspector: Introspector, service_client: httpx.AsyncClient, http: httpx.AsyncClient
+) -> None:
+    tokens = await register_and_sign_in(service_client)
+    kit = AuthsvcKit.from_issuer(str(service_client.base_url), AUDIENCE, http_client=http)
+
+    verified = await kit.verify(tokens["access_token"])
+    answer = await introspector.introspect(tokens["access_token"])
+
+    assert isinstance(verified.auth_time, int)
+    assert abs(verified.auth_time - time.time()) < 60
+    assert answer.auth_time == verified.auth_time
 
 
 async def test_a_logged_out_token_still_verifies_locally_but_is_inactive(

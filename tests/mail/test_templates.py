@@ -9,6 +9,7 @@ from app.mail import (
     OutgoingEmail,
     email_changed_notice,
     password_reset_email,
+    provider_linked_notice,
     verification_email,
 )
 from app.mail.templates import humanize_duration
@@ -63,6 +64,20 @@ def test_email_changed_notice_escapes_the_address_in_html() -> None:
     assert "<script>" not in email.html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in email.html
     assert hostile in email.text
+
+
+def test_provider_linked_notice_names_the_provider_and_escapes_the_identity() -> None:
+    hostile = '"<img src=x>"@evil.example'
+
+    email = provider_linked_notice("owner@example.org", "github", hostile)
+
+    assert email.to == "owner@example.org"
+    assert email.subject == "github was linked to your account"
+    assert "github" in email.text
+    assert hostile in email.text
+    assert "<img" not in email.html
+    assert "&lt;img src=x&gt;" in email.html
+    assert "$" not in email.text + email.html
 
 
 def test_link_emails_escape_a_hostile_link_in_html() -> None:

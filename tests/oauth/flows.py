@@ -16,6 +16,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.repositories import AuditEventRepository, OAuthAccountRepository, UserRepository
+from tests.flows import register, sign_in
+from tests.state import change_user
 
 SERVICE_URL = "http://localhost:8000"
 FRONTEND_CALLBACK = "https://app.example.com/oauth/callback"
@@ -118,9 +120,19 @@ async def tokens_from(
     return body
 
 
-# --- reading state ---------------------------------------------------------------------------
+# --- building and reading state --------------------------------------------------------------
 
 Sessions = async_sessionmaker[AsyncSession]
+
+
+async def verified_account(
+    client: httpx.AsyncClient, sessions: Sessions, email: str = "ada@example.com"
+) -> dict[str, Any]:
+    """A local account with a password and a verified address, signed in: its tokens."""
+    await register(client, email)
+    async with sessions() as session:
+        await change_user(session, email, is_verified=True)
+    return await sign_in(client, email)
 
 
 async def audit_count(sessions: Sessions, event_type: str) -> int:

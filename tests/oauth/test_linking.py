@@ -15,9 +15,7 @@ from tests.flows import (
     bearer,
     password_grant,
     refresh,
-    register,
     register_and_sign_in,
-    sign_in,
 )
 from tests.oauth.authorization_server import Identity
 from tests.oauth.flows import (
@@ -27,9 +25,9 @@ from tests.oauth.flows import (
     sign_in_with,
     tokens_from,
     user_count,
+    verified_account,
 )
 from tests.oauth.provider_standin import OIDCStandin
-from tests.state import change_user
 
 pytestmark = pytest.mark.usefixtures("app")
 
@@ -52,14 +50,6 @@ async def links_of(client: httpx.AsyncClient, access_token: str) -> list[dict[st
     assert response.status_code == 200, response.text
     links: list[dict[str, Any]] = response.json()
     return links
-
-
-async def verified_account(client: httpx.AsyncClient, sessions: Sessions) -> dict[str, Any]:
-    """Ada, registered with a password and verified; signed in."""
-    await register(client, ADA_EMAIL)
-    async with sessions() as session:
-        await change_user(session, ADA_EMAIL, is_verified=True)
-    return await sign_in(client, ADA_EMAIL)
 
 
 async def link(

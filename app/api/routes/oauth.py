@@ -37,11 +37,11 @@ async def authorize(
 ) -> JSONResponse:
     """The provider's authorization URL (with `state`, PKCE S256 and, for OpenID Connect, a
     nonce), and a cookie binding the flow to this browser. Signed in (a bearer token), the
-    flow links the provider to the caller's account instead of signing in."""
-    link_user_id = None
-    if token is not None:
-        link_user_id = (await get_principal(request, token)).user.id
-    started = await service.start(provider, redirect_uri, link_user_id=link_user_id)
+    flow links the provider to the caller's account instead of signing in: that needs a
+    recent sign-in (`AUTH_REAUTH_MAX_AGE_SECONDS`, else 401 `insufficient_user_authentication`)
+    and the flow is void once the caller's session ends or their tokens are revoked."""
+    linking = None if token is None else await get_principal(request, token)
+    started = await service.start(provider, redirect_uri, linking=linking)
     response = JSONResponse({"authorization_url": started.url}, headers=NO_STORE)
     response.set_cookie(
         BROWSER_COOKIE,

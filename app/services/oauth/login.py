@@ -10,6 +10,13 @@ rules:
   password never proved the mailbox (account pre-hijacking): the password is removed, its
   sessions end, and it becomes verified;
 - otherwise a new, verified account without password is created.
+
+A signed-in user links another provider with a flow started with their access token. Starting
+one needs a recent sign-in (`auth_time`, see `recent_authentication`); the flow is bound to
+the session and token version that started it and is void at the callback once that session
+has ended or the version moved on. A saved flow therefore survives neither the pre-hijacking
+takeover (which ends the squatter's sessions) nor the owner's logout-all or password change.
+The owner is mailed whenever a provider is linked to an existing account.
 """
 
 from __future__ import annotations
@@ -21,20 +28,29 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.mail import provider_linked_notice
 from app.models import OAuthAccount, OAuthState, User
 from app.observability.metrics import current_metrics
-from app.repositories import OAuthAccountRepository, OAuthStateRepository, UserRepository
+from app.repositories import (
+    OAuthAccountRepository,
+    OAuthStateRepository,
+    SessionRepository,
+    UserRepository,
+)
 from app.repositories.base import UniqueViolation
 from app.security.opaque_tokens import new_opaque_token, token_digest
 from app.services.audit import AuditEventType, AuditTrail
+from app.services.authentication import Principal
 from app.services.client_info import ClientInfo
 from app.services.context import Service, ServiceContext
 from app.services.errors import Conflict, InvalidCredentials, InvalidInput, NotFound
 from app.services.oauth.providers import ExternalIdentity, Provider
+from app.services.recent_authentication import require_recent_authentication
 from app.services.sessions import SessionManager
 from app.services.token_issuer import TokenIssuer, TokenResponse
 from app.services.unit_of_work import unit_of_work
@@ -53,6 +69,20 @@ class InvalidState(InvalidInput):
         "This sign-in cannot be completed: the state is unknown, used, expired or was started "
         "in another browser. Start again."
     )
+
+
+class LinkVoided(InvalidState):
+    """The link flow outlived the sign-in that started it (its session ended, or the user's
+    token version moved on: logout-all, password change or reset, an account takeover)."""
+
+    default_detail = (
+        "This link cannot be completed: the sign-in that started it has ended. Sign in again "
+        "and start the link again."
+    )
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
 
 
 class ProviderDenied(InvalidInput):
@@ -100,6 +130,19 @@ def _code_challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+def _link_binding(linking: Principal | None) -> dict[str, Any]:
+    """The state's columns that bind a link flow to the user, the session and the token
+    version of the access token that started it (none for a sign-in)."""
+    if linking is None:
+        return {}
+    return {
+        "link_user_id": linking.user.id,
+        "link_session_id": linking.session_id,
+        # The Authenticator checked that it is the user's current version.
+        "link_token_version": int(linking.claims["ver"]),
+    }
+
+
 class OAuthLoginService(Service):
     def __init__(
         self,
@@ -117,6 +160,7 @@ class OAuthLoginService(Service):
         self.states = OAuthStateRepository(session)
         self.accounts = OAuthAccountRepository(session)
         self.users = UserRepository(session)
+        self.session_rows = SessionRepository(session)
         self.sessions = SessionManager(session, context.settings)
         self.audit = AuditTrail(session)
 
@@ -130,10 +174,20 @@ class OAuthLoginService(Service):
         return f"{self.settings.public_url.rstrip('/')}/auth/oauth/{provider}/callback"
 
     async def start(
-        self, provider_name: str, redirect_uri: str | None, *, link_user_id: uuid.UUID | None
+        self, provider_name: str, redirect_uri: str | None, *, linking: Principal | None = None
     ) -> Authorization:
-        """Begin a sign-in (or, with `link_user_id`, a link) at the provider."""
+        """Begin a sign-in at the provider, or, for the signed-in `linking` user, a link.
+
+        A link needs a recent sign-in (`ReauthenticationRequired` otherwise) and is bound to
+        the caller's session and token version.
+        """
         provider = self.provider(provider_name)
+        if linking is not None:
+            require_recent_authentication(
+                linking.claims,
+                now=self.clock(),
+                max_age_seconds=self.settings.reauth_max_age_seconds,
+            )
         default = self.default_redirect_uri(provider_name)
         redirect_uri = redirect_uri or default
         allowed = self.settings.oauth_redirect_uris or [default]
@@ -159,7 +213,7 @@ class OAuthLoginService(Service):
                 code_verifier=verifier,
                 nonce=nonce,
                 redirect_uri=redirect_uri,
-                link_user_id=link_user_id,
+                **_link_binding(linking),
                 created_at=now,
                 expires_at=now + timedelta(seconds=self.settings.oauth_state_ttl_seconds),
             )
@@ -188,7 +242,7 @@ class OAuthLoginService(Service):
             redirect_uri=pending.redirect_uri,
         )
         if pending.link_user_id is not None:
-            return await self._link(pending.link_user_id, identity, client)
+            return await self._link(pending.link_user_id, pending, identity, client)
         return await self._sign_in(identity, client)
 
     async def _spend_state(
@@ -213,7 +267,7 @@ class OAuthLoginService(Service):
                 link = await self.accounts.get_by_provider_account(
                     identity.provider, identity.account_id
                 )
-                created = False
+                created = adopted = False
                 if link is not None:
                     user = await self._user(link.user_id)
                     if identity.email:
@@ -227,7 +281,7 @@ class OAuthLoginService(Service):
                     if existing is None:
                         user, created = await self._create_user(identity), True
                     else:
-                        user = existing
+                        user, adopted = existing, True
                         await self._adopt(user, identity, client)
                 if not user.is_active:
                     raise SignInDisabled
@@ -251,8 +305,11 @@ class OAuthLoginService(Service):
             # Someone registered this email, or linked this identity, a moment ago.
             raise Conflict("This account changed meanwhile; try signing in again.") from None
         except UnverifiedEmail:
-            await self._record_refusal(identity, client)  # after the rollback, on its own
+            # After the rollback, on its own.
+            await self._record_refusal(identity, "email_not_verified", client)
             raise
+        if adopted:
+            self._notify_linked(user, identity)
         current_metrics().token_issued("oauth")
         return self.issuer.for_session(issued)
 
@@ -298,18 +355,26 @@ class OAuthLoginService(Service):
         )
 
     async def _link(
-        self, user_id: uuid.UUID, identity: ExternalIdentity, client: ClientInfo
+        self,
+        user_id: uuid.UUID,
+        pending: OAuthState,
+        identity: ExternalIdentity,
+        client: ClientInfo,
     ) -> OAuthAccount:
         try:
             async with unit_of_work(self.session):
-                user = await self._user(user_id)
-                if not user.is_active:  # deactivated since the flow started
+                # Locked: a logout-all or password change committing meanwhile either comes
+                # first (and voids the link) or waits for it.
+                user = await self.users.get_for_update(user_id)
+                if user is None or not user.is_active:  # deleted or deactivated meanwhile
                     raise SignInDisabled
+                await self._require_link_still_bound(pending, user)
                 link = await self.accounts.get_by_provider_account(
                     identity.provider, identity.account_id
                 )
                 if link is not None and link.user_id != user.id:
                     raise IdentityLinkedElsewhere
+                created = link is None
                 if link is None:
                     link = await self.accounts.add_account(
                         user.id,
@@ -325,7 +390,31 @@ class OAuthLoginService(Service):
                     )
         except UniqueViolation:
             raise IdentityLinkedElsewhere from None
+        except LinkVoided as voided:
+            await self._record_refusal(identity, voided.reason, client, user_id=user_id)
+            raise
+        if created:
+            self._notify_linked(user, identity)
         return link
+
+    async def _require_link_still_bound(self, pending: OAuthState, user: User) -> None:
+        """Raise `LinkVoided` unless the session that started the link is still live and
+        the user's, and the user's token version is the one it was started under."""
+        if pending.link_session_id is None or pending.link_token_version is None:
+            raise LinkVoided("unbound")  # started before flows were bound to sessions
+        family = await self.session_rows.get_by_id(pending.link_session_id)
+        if family is None or family.user_id != user.id:
+            raise LinkVoided("session_mismatch")
+        if not self.sessions.is_usable(family, user, self.clock()):
+            raise LinkVoided("session_ended")
+        if user.token_version != pending.link_token_version:
+            raise LinkVoided("token_version_changed")
+
+    def _notify_linked(self, user: User, identity: ExternalIdentity) -> None:
+        """Mail the account's own address that a provider can now sign in to it (queued
+        after the commit)."""
+        account = identity.email or f"account {identity.account_id}"
+        self.outbox.send_later(provider_linked_notice(user.email, identity.provider, account))
 
     async def _user(self, user_id: uuid.UUID) -> User:
         user = await self.users.get_by_id(user_id)
@@ -333,15 +422,26 @@ class OAuthLoginService(Service):
             raise SignInDisabled
         return user
 
-    async def _record_refusal(self, identity: ExternalIdentity, client: ClientInfo) -> None:
+    async def _record_refusal(
+        self,
+        identity: ExternalIdentity,
+        reason: str,
+        client: ClientInfo,
+        *,
+        user_id: uuid.UUID | None = None,
+    ) -> None:
+        """Audit a refused link of `identity` to `user_id`, or else to the account with the
+        identity's email, if any."""
         async with unit_of_work(self.session):
-            existing = await self.users.get_by_email(identity.email) if identity.email else None
+            if user_id is None and identity.email:
+                existing = await self.users.get_by_email(identity.email)
+                user_id = existing.id if existing else None
             await self.audit.record(
                 AuditEventType.oauth_link_refused,
                 client=client,
-                user_id=existing.id if existing else None,
+                user_id=user_id,
                 provider=identity.provider,
-                reason="email_not_verified",
+                reason=reason,
             )
 
     # --- the signed-in user's links ---------------------------------------------------------

@@ -1,0 +1,53 @@
+"""Recent authentication (RFC 9470): sensitive operations need a credential proved lately.
+
+Every access token of a session carries `auth_time`, when the session's user last proved a
+credential (a password grant, a provider sign-in). A refresh keeps it; only a new sign-in
+renews it. So a stolen access or refresh token keeps working for ordinary calls until it
+expires or is revoked, but cannot start what needs the user to be present: linking another
+provider (and, later, MFA changes and other step-ups).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from app.services.errors import InvalidCredentials
+
+
+class ReauthenticationRequired(InvalidCredentials):
+    """The caller is signed in, but not recently enough for this operation: sign in again.
+
+    Answered as 401 with `WWW-Authenticate: Bearer error="insufficient_user_authentication",
+    max_age=<max_age_seconds>` (RFC 9470 section 3).
+    """
+
+    default_detail = (
+        "This operation needs a recent sign-in; sign in again (with your password or a "
+        "provider) and retry within {max_age} seconds."
+    )
+
+    def __init__(self, max_age_seconds: int) -> None:
+        super().__init__(self.default_detail.format(max_age=max_age_seconds))
+        self.max_age_seconds = max_age_seconds
+
+
+def authenticated_seconds_ago(claims: Mapping[str, Any], now: datetime) -> int | None:
+    """How many whole seconds ago the token's user proved a credential (its `auth_time`);
+    None when the token has no usable `auth_time` (issued before the claim existed, or not
+    a user's)."""
+    auth_time = claims.get("auth_time")
+    if not isinstance(auth_time, int) or isinstance(auth_time, bool):
+        return None
+    return int(now.timestamp()) - auth_time
+
+
+def require_recent_authentication(
+    claims: Mapping[str, Any], *, now: datetime, max_age_seconds: int
+) -> None:
+    """Raise `ReauthenticationRequired` unless the access token `claims` show a credential
+    proved at most `max_age_seconds` before `now`."""
+    age = authenticated_seconds_ago(claims, now)
+    if age is None or age > max_age_seconds:
+        raise ReauthenticationRequired(max_age_seconds)
