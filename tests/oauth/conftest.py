@@ -27,9 +27,9 @@ GITHUB_CLIENT_ID = "gh-id"
 GITHUB_CLIENT_SECRET = "gh-secret"
 GOOGLE_CLIENT_ID = "g-id.apps.googleusercontent.com"
 GOOGLE_CLIENT_SECRET = "g-secret"
-# Low, so that a provider that hangs costs a test about a second; generous enough for a
+# Low, so that a provider that hangs costs a test a few seconds; generous enough for a
 # loaded machine talking to a server on loopback.
-HTTP_TIMEOUT_SECONDS = 1.0
+HTTP_TIMEOUT_SECONDS = 3.0
 
 
 def oidc_provider(standin: OIDCStandin) -> dict[str, object]:
