@@ -10,9 +10,11 @@ import httpx
 import pytest
 import redis.asyncio as redis
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.main import create_app
+from tests.attempts import count_events, in_parallel
 from tests.flows import password_grant, register
 
 WRONG = "definitely the wrong password"
@@ -130,3 +132,24 @@ async def test_with_redis_down_sign_in_works_and_limits_hold_in_process(
     assert throttled.status_code == 429
     warnings = [r for r in caplog.records if "rate-limit store unreachable" in r.getMessage()]
     assert len(warnings) == 1  # said once, not on every request
+
+
+@pytest.mark.usefixtures("session_factory")
+async def test_parallel_attempts_on_two_replicas_evaluate_at_most_the_limit(
+    redis_settings: Settings, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    replica_a, replica_b = create_app(redis_settings), create_app(redis_settings)
+    async with (
+        replica_a.router.lifespan_context(replica_a),
+        replica_b.router.lifespan_context(replica_b),
+        await _client_for(replica_a) as client_a,
+        await _client_for(replica_b) as client_b,
+    ):
+        await register(client_a, "ada@example.com")
+        replicas = (client_a, client_b)
+        counted = await in_parallel(
+            30, lambda i: password_grant(replicas[i % 2], "ada@example.com", WRONG)
+        )
+
+    assert counted == {400: 3, 429: 27}
+    assert await count_events(session_factory) == 3

@@ -9,21 +9,14 @@ checks draw on the same budgets; one-time-token redemptions are counted per IP.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-import redis.asyncio as redis
 from fastapi import FastAPI
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.config import Settings
-from app.main import create_app
-from app.models import AuditEvent
+from tests.attempts import client_at, count_events, in_parallel, statuses
 from tests.flows import PASSWORD, bearer, password_grant, register, sign_in
 from tests.mail.smtp_server import SmtpServer, extract_token, smtp_server, text_part
 
@@ -31,36 +24,18 @@ __all__ = ["smtp_server"]  # the fixture, re-exported for pytest
 
 WRONG = "definitely the wrong password"
 NEW_PASSWORD = "a brand new passphrase for ada"
-REDIS_URL = os.environ.get("AUTH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ATTACKER_IP = "203.0.113.66"
 OWNER_IP = "198.51.100.7"
 
 
-@asynccontextmanager
-async def client_at(app: FastAPI, ip: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A client whose requests come from `ip`."""
-    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
-
-
-async def count_events(
-    sessions: async_sessionmaker[AsyncSession], event_type: str = "login.failed"
-) -> int:
-    async with sessions() as session:
-        statement = select(func.count()).where(AuditEvent.type == event_type)
-        return int((await session.execute(statement)).scalar_one())
-
-
-def statuses(responses: list[httpx.Response]) -> dict[int, int]:
-    counted: dict[int, int] = {}
-    for response in responses:
-        counted[response.status_code] = counted.get(response.status_code, 0) + 1
-    return counted
-
-
-async def in_parallel(count: int, attempt: Callable[[int], Awaitable[httpx.Response]]) -> dict:
-    return statuses(await asyncio.gather(*(attempt(i) for i in range(count))))
+def mail_through(smtp_server: SmtpServer, **limits: str) -> dict[str, object]:
+    """Settings that send mail to the test's SMTP server, with these rate limits."""
+    return {
+        "email_backend": "smtp",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp_server.port,
+        **limits,
+    }
 
 
 class TestParallelAttempts:
@@ -109,14 +84,12 @@ class TestParallelAttempts:
 class TestNoLockout:
     @pytest.fixture
     def settings_overrides(self, smtp_server: SmtpServer) -> dict[str, object]:
-        return {
-            "email_backend": "smtp",
-            "smtp_host": "127.0.0.1",
-            "smtp_port": smtp_server.port,
-            "rate_limit_login_account_ip": "3/15 minutes",
-            "rate_limit_login_account": "6/hour",
-            "rate_limit_login_ip": "100/15 minutes",
-        }
+        return mail_through(
+            smtp_server,
+            rate_limit_login_account_ip="3/15 minutes",
+            rate_limit_login_account="6/hour",
+            rate_limit_login_ip="100/15 minutes",
+        )
 
     async def test_a_stranger_cannot_lock_the_owner_out(self, app: FastAPI) -> None:
         async with client_at(app, ATTACKER_IP) as attacker, client_at(app, OWNER_IP) as owner:
@@ -296,14 +269,12 @@ class TestOneTimeTokenRedemptions:
 class TestMailRequests:
     @pytest.fixture
     def settings_overrides(self, smtp_server: SmtpServer) -> dict[str, object]:
-        return {
-            "email_backend": "smtp",
-            "smtp_host": "127.0.0.1",
-            "smtp_port": smtp_server.port,
-            "rate_limit_email_ip": "100/hour",
-            "rate_limit_email_address": "3/hour",
-            "rate_limit_email_address_total": "5/hour",
-        }
+        return mail_through(
+            smtp_server,
+            rate_limit_email_ip="100/hour",
+            rate_limit_email_address="3/hour",
+            rate_limit_email_address_total="5/hour",
+        )
 
     async def test_a_stranger_cannot_use_up_the_owners_reset_requests(
         self, app: FastAPI, smtp_server: SmtpServer
@@ -331,45 +302,3 @@ class TestMailRequests:
                 )
 
         assert statuses(results) == {202: 5, 429: 3}
-
-
-@pytest.fixture
-async def redis_settings(settings: Settings) -> AsyncIterator[Settings]:
-    connection = redis.from_url(REDIS_URL)
-    try:
-        await connection.ping()
-    except (OSError, redis.ConnectionError) as exc:
-        pytest.fail(f"Redis is not reachable at {REDIS_URL}: {exc}")
-    prefix = f"authsvc-test-{uuid.uuid4().hex}"
-    yield settings.model_copy(
-        update={
-            "redis_url": REDIS_URL,
-            "rate_limit_key_prefix": prefix,
-            "rate_limit_login_account_ip": "3/15 minutes",
-        }
-    )
-    keys = [key async for key in connection.scan_iter(f"{prefix}*")]
-    if keys:
-        await connection.delete(*keys)
-    await connection.aclose()
-
-
-@pytest.mark.usefixtures("session_factory")
-async def test_two_replicas_sharing_redis_evaluate_at_most_the_limit(
-    redis_settings: Settings, session_factory: async_sessionmaker[AsyncSession]
-) -> None:
-    replica_a, replica_b = create_app(redis_settings), create_app(redis_settings)
-    async with (
-        replica_a.router.lifespan_context(replica_a),
-        replica_b.router.lifespan_context(replica_b),
-        client_at(replica_a, ATTACKER_IP) as client_a,
-        client_at(replica_b, ATTACKER_IP) as client_b,
-    ):
-        await register(client_a, "ada@example.com")
-        replicas = (client_a, client_b)
-        counted = await in_parallel(
-            30, lambda i: password_grant(replicas[i % 2], "ada@example.com", WRONG)
-        )
-
-    assert counted == {400: 3, 429: 27}
-    assert await count_events(session_factory) == 3
