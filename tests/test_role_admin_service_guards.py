@@ -60,6 +60,7 @@ def context_of(app: FastAPI) -> ServiceContext:
         hasher=state.password_hasher,
         limiter=state.rate_limiter,
         outbox=_NoMail(),
+        audit_hmac=state.audit_hmac,
     )
 
 

@@ -106,6 +106,7 @@ LimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
 
 
 async def get_service_context(
+    request: Request,
     settings: SettingsDep,
     hasher: HasherDep,
     clock: ClockDep,
@@ -113,7 +114,12 @@ async def get_service_context(
     outbox: OutboxDep,
 ) -> ServiceContext:
     return ServiceContext(
-        settings=settings, hasher=hasher, limiter=limiter, outbox=outbox, clock=clock
+        settings=settings,
+        hasher=hasher,
+        limiter=limiter,
+        outbox=outbox,
+        audit_hmac=request.app.state.audit_hmac,
+        clock=clock,
     )
 
 

@@ -32,6 +32,9 @@ class LimitName(StrEnum):
     register_ip = "register_ip"
     email_ip = "email_ip"
     email_address = "email_address"
+    # Budgets of the audit trail for denied admin calls, not limits on the calls themselves.
+    audit_access_denied_ip = "audit_access_denied_ip"
+    audit_access_denied_total = "audit_access_denied_total"
 
 
 # Redis must answer quickly or not at all: a sign-in never waits on a hung counter store.
@@ -74,6 +77,8 @@ class RateLimiter:
             LimitName.register_ip: parse(settings.rate_limit_register_ip),
             LimitName.email_ip: parse(settings.rate_limit_email_ip),
             LimitName.email_address: parse(settings.rate_limit_email_address),
+            LimitName.audit_access_denied_ip: parse(settings.audit_access_denied_ip),
+            LimitName.audit_access_denied_total: parse(settings.audit_access_denied_total),
         }
 
     async def ensure_allowed(self, name: LimitName, key: str | None) -> None:

@@ -243,6 +243,7 @@ class OAuthLoginService(Service):
                     AuditEventType.oauth_login,
                     client=client,
                     user_id=user.id,
+                    actor_id=user.id,
                     provider=identity.provider,
                     created=created,
                     session_id=str(issued.session.id),
@@ -293,6 +294,7 @@ class OAuthLoginService(Service):
             AuditEventType.oauth_linked,
             client=client,
             user_id=user.id,
+            actor_id=user.id,
             provider=identity.provider,
             password_removed=defended,
         )
@@ -321,6 +323,7 @@ class OAuthLoginService(Service):
                         AuditEventType.oauth_linked,
                         client=client,
                         user_id=user.id,
+                        actor_id=user.id,
                         provider=identity.provider,
                     )
         except UniqueViolation:
@@ -364,5 +367,6 @@ class OAuthLoginService(Service):
                 AuditEventType.oauth_unlinked,
                 client=client,
                 user_id=user.id,
+                actor_id=user.id,
                 provider=link.provider,
             )
