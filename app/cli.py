@@ -113,7 +113,7 @@ def wait_for_db(
 
 keys_cli = typer.Typer(
     name="keys",
-    help="Signing keys for access tokens: the key ring in AUTH_KEYS_DIR.",
+    help="Keys in AUTH_KEYS_DIR: the signing key ring for access tokens, the audit HMAC key.",
     no_args_is_help=True,
 )
 cli.add_typer(keys_cli)
@@ -215,6 +215,26 @@ def keys_list() -> None:
     _warn_if_key_is_configured(settings)
 
 
+@keys_cli.command("audit-key")
+def keys_audit_key() -> None:
+    """Create the audit HMAC key in AUTH_KEYS_DIR unless one exists (an existing key is kept).
+
+    The key stands in for the identifiers of failed sign-ins in the audit trail; replacing it
+    would make new records unmatchable with old ones, so this never does.
+    """
+    from app.security.audit_hmac import audit_key_path, create_audit_key_file
+
+    settings = _settings()
+    path = audit_key_path(settings)
+    try:
+        created = create_audit_key_file(path)
+    except OSError as exc:
+        _fail(f"cannot create the audit HMAC key {path}: {exc}", 1)
+    typer.echo(f"{'created' if created else 'kept'} the audit HMAC key {path}")
+    if settings.audit_hmac_key is not None:
+        typer.echo("note: AUTH_AUDIT_HMAC_KEY is set; the service uses it, not this file", err=True)
+
+
 # --- administration: use cases run over the database, as the operator -----------------------
 
 T = TypeVar("T")
@@ -261,6 +281,7 @@ class _NoDeferredWork:
 async def _run_over_session(settings: Settings, use_case: UseCase[T]) -> T:
     from app.db import create_engine, create_session_factory
     from app.schema_migrations import current_revision, head_revision
+    from app.security.audit_hmac import AuditHmac
     from app.security.passwords import PasswordHasher
     from app.services.context import ServiceContext
     from app.services.rate_limits import RateLimiter
@@ -279,6 +300,7 @@ async def _run_over_session(settings: Settings, use_case: UseCase[T]) -> T:
                 limiter=RateLimiter(settings),
                 outbox=_MailNotSent(),
                 deferred=_NoDeferredWork(),
+                audit_hmac=AuditHmac(settings),
             )
             async with create_session_factory(engine)() as session:
                 return await use_case(session, context)

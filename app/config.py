@@ -131,6 +131,15 @@ class Settings(BaseSettings):
     # Redemptions of one-time tokens (verification and reset links) per client IP.
     rate_limit_token_ip: str = "30/15 minutes"
 
+    # --- audit trail ---
+    # Key of the HMAC that stands in for the identifier of a failed sign-in. Unset: the file
+    # `audit-hmac.key` in keys_dir (generated like the key ring, see app/security/audit_hmac.py).
+    audit_hmac_key: SecretStr | None = None
+    # At most this many denied admin calls are recorded per client IP, and in all: a flood
+    # of refused requests cannot fill the audit table (the excess is counted in metrics).
+    audit_access_denied_ip: str = "10/minute"
+    audit_access_denied_total: str = "300/minute"
+
     # --- mail ---
     email_backend: Literal["console", "smtp"] = "console"
     email_from: str = "authsvc <no-reply@localhost>"

@@ -32,6 +32,7 @@ from app.models.base import utcnow
 from app.observability import install_observability
 from app.schema_migrations import upgrade_to_head
 from app.security.access_tokens import build_access_token_codec
+from app.security.audit_hmac import AuditHmac
 from app.security.passwords import PasswordHasher
 from app.services.oauth.providers import build_providers
 from app.services.rate_limits import RateLimiter
@@ -54,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.clock = utcnow
         app.state.token_codec = build_access_token_codec(settings)
         app.state.password_hasher = PasswordHasher.from_settings(settings)
+        app.state.audit_hmac = AuditHmac(settings)
+        app.state.audit_hmac.load()  # a missing key stops the start, not a failed sign-in
         app.state.rate_limiter = RateLimiter(settings)
         app.state.mail_dispatcher = MailDispatcher(
             build_email_sender(settings), attempts=settings.email_send_attempts

@@ -9,7 +9,10 @@
 #         3. if AUTH_CREATE_KEY_RING is true and no AUTH_JWT_PRIVATE_KEY(_FILE) is configured,
 #            create the signing key ring in AUTH_KEYS_DIR when there is none yet
 #            (`authsvc keys generate`); an existing ring is always kept;
-#         4. replace itself with `authsvc serve SERVE OPTIONS...`, so the server is PID 1 and
+#         4. likewise, if AUTH_CREATE_KEY_RING is true and AUTH_AUDIT_HMAC_KEY is not set,
+#            create the audit HMAC key in AUTH_KEYS_DIR when there is none yet
+#            (`authsvc keys audit-key`, which always keeps an existing key);
+#         5. replace itself with `authsvc serve SERVE OPTIONS...`, so the server is PID 1 and
 #            receives SIGTERM from `docker stop` directly.
 #
 #   entrypoint.sh COMMAND [ARGS...]
@@ -54,6 +57,10 @@ if is_true "${AUTH_CREATE_KEY_RING:-}" \
     && ! authsvc keys list >/dev/null 2>&1; then
     # Fails (and so stops the start) if a ring exists but cannot be read: never overwrite it.
     authsvc keys generate
+fi
+
+if is_true "${AUTH_CREATE_KEY_RING:-}" && [ -z "${AUTH_AUDIT_HMAC_KEY:-}" ]; then
+    authsvc keys audit-key
 fi
 
 exec authsvc serve "$@"

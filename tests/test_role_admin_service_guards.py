@@ -61,6 +61,7 @@ def context_of(app: FastAPI) -> ServiceContext:
         limiter=state.rate_limiter,
         outbox=_NoMail(),
         deferred=_NoDeferredWork(),
+        audit_hmac=state.audit_hmac,
     )
 
 

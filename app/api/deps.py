@@ -136,6 +136,7 @@ LimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
 
 
 async def get_service_context(
+    request: Request,
     settings: SettingsDep,
     hasher: HasherDep,
     clock: ClockDep,
@@ -149,6 +150,7 @@ async def get_service_context(
         limiter=limiter,
         outbox=outbox,
         deferred=deferred,
+        audit_hmac=request.app.state.audit_hmac,
         clock=clock,
     )
 

@@ -74,13 +74,17 @@ class AccountService(Service):
                         self.tokens, user, self.settings, self.clock()
                     )
                     await self.audit.record(
-                        AuditEventType.email_changed, client=client, user_id=user.id
+                        AuditEventType.email_changed,
+                        client=client,
+                        user_id=user.id,
+                        actor_id=user.id,
                     )
                 elif values:
                     await self.audit.record(
                         AuditEventType.profile_updated,
                         client=client,
                         user_id=user.id,
+                        actor_id=user.id,
                         fields=sorted(values),
                     )
         except UniqueViolation as violation:
@@ -118,6 +122,7 @@ class AccountService(Service):
                 AuditEventType.password_changed,
                 client=client,
                 user_id=user.id,
+                actor_id=user.id,
                 sessions_ended=ended,
             )
 
@@ -137,6 +142,7 @@ class AccountService(Service):
                 AuditEventType.session_ended,
                 client=client,
                 user_id=user_id,
+                actor_id=user_id,
                 session_id=str(session_id),
             )
 

@@ -57,6 +57,8 @@ class AuditEventType(StrEnum):
     client_updated = "client.updated"
     client_deleted = "client.deleted"
     client_authentication_failed = "client.authentication_failed"
+    # A refused call to an admin route: `actor_id` is the caller if known, else None.
+    access_denied = "access.denied"
 
 
 class AuditTrail:
@@ -74,11 +76,18 @@ class AuditTrail:
         actor_id: uuid.UUID | None = None,
         **details: Any,
     ) -> AuditEvent:
+        """One event about `user_id` (the account concerned), done by `actor_id`.
+
+        The actor is whoever the request authenticated: the signed-in user for their own
+        changes, the user who has just proved a credential for a sign-in, and None for
+        anonymous callers (a failed sign-in, a mailed link redeemed). It never defaults to the
+        account concerned: a stranger's failed sign-in must not read as its owner's act.
+        """
         client = client or ClientInfo()
         return await self.events.create(
             type=event_type.value,
             user_id=user_id,
-            actor_id=actor_id if actor_id is not None else user_id,
+            actor_id=actor_id,
             ip=client.ip,
             user_agent=client.user_agent_truncated,
             details=details,

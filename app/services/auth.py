@@ -11,7 +11,6 @@ from app.observability.metrics import current_metrics
 from app.repositories import PermissionRepository, UserRepository
 from app.repositories.base import UniqueViolation
 from app.repositories.users import normalize_email
-from app.security.opaque_tokens import token_digest
 from app.services.audit import AuditEventType, AuditTrail
 from app.services.authentication import AccessTokenDecoder
 from app.services.client_info import ClientInfo
@@ -138,6 +137,7 @@ class AuthService(Service):
                 AuditEventType.login_succeeded,
                 client=client,
                 user_id=user.id,
+                actor_id=user.id,
                 session_id=str(issued.session.id),
             )
         return issued
@@ -170,7 +170,11 @@ class AuthService(Service):
         async with unit_of_work(self.session):
             await self.sessions.end(session_id, self.clock(), "logout")
             await self.audit.record(
-                AuditEventType.logout, client=client, user_id=user_id, session_id=str(session_id)
+                AuditEventType.logout,
+                client=client,
+                user_id=user_id,
+                actor_id=user_id,
+                session_id=str(session_id),
             )
 
     async def logout_all(self, *, user_id: uuid.UUID, client: ClientInfo) -> None:
@@ -182,7 +186,11 @@ class AuthService(Service):
             ended = await self.sessions.end_all(user_id, self.clock(), "logout_all")
             user.token_version += 1
             await self.audit.record(
-                AuditEventType.logout_all, client=client, user_id=user_id, sessions_ended=ended
+                AuditEventType.logout_all,
+                client=client,
+                user_id=user_id,
+                actor_id=user_id,
+                sessions_ended=ended,
             )
 
     async def revoke(self, *, token: str, token_type_hint: str | None, client: ClientInfo) -> None:
@@ -208,6 +216,7 @@ class AuthService(Service):
                     AuditEventType.token_revoked,
                     client=client,
                     user_id=user_id,
+                    actor_id=user_id,
                     session_id=str(session_id),
                     token_type=token_type,
                 )
@@ -242,7 +251,7 @@ class AuthService(Service):
                 AuditEventType.login_failed,
                 client=client,
                 user_id=user.id if user else None,
-                # A digest, not the name: a mistyped password in the username field stays out
-                # of the audit trail.
-                identifier_digest=token_digest(typed_name.strip().lower())[:16],
+                # A keyed digest, not the name: a mistyped password in the username field stays
+                # out of the audit trail, and no list of addresses reverses it.
+                identifier_hmac=self.context.audit_hmac.digest(typed_name.strip().lower()),
             )

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.models.base import utcnow
+from app.security.audit_hmac import AuditHmac
 from app.security.password_policy import PasswordPolicy
 from app.security.passwords import PasswordHasher
 from app.services.deferred import DeferredWork
@@ -24,6 +25,7 @@ class ServiceContext:
     limiter: RateLimiter
     outbox: MailOutbox
     deferred: DeferredWork
+    audit_hmac: AuditHmac
     clock: Callable[[], datetime] = utcnow
     policy: PasswordPolicy = field(init=False)
 

@@ -43,6 +43,9 @@ class LimitName(StrEnum):
     email_address_total = "email_address_total"
     # Redemptions of one-time tokens (verification and reset links).
     token_ip = "token_ip"
+    # Budgets of the audit trail for denied admin calls, not limits on the calls themselves.
+    audit_access_denied_ip = "audit_access_denied_ip"
+    audit_access_denied_total = "audit_access_denied_total"
 
 
 # Redis must answer quickly or not at all: a sign-in never waits on a hung counter store.
@@ -73,6 +76,8 @@ def rules_from_settings(settings: Settings) -> dict[LimitName, Rule]:
         LimitName.email_address: rule(settings.rate_limit_email_address),
         LimitName.email_address_total: rule(settings.rate_limit_email_address_total),
         LimitName.token_ip: rule(settings.rate_limit_token_ip),
+        LimitName.audit_access_denied_ip: rule(settings.audit_access_denied_ip),
+        LimitName.audit_access_denied_total: rule(settings.audit_access_denied_total),
     }
 
 

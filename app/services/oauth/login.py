@@ -297,6 +297,7 @@ class OAuthLoginService(Service):
                     AuditEventType.oauth_login,
                     client=client,
                     user_id=user.id,
+                    actor_id=user.id,
                     provider=identity.provider,
                     created=created,
                     session_id=str(issued.session.id),
@@ -350,6 +351,7 @@ class OAuthLoginService(Service):
             AuditEventType.oauth_linked,
             client=client,
             user_id=user.id,
+            actor_id=user.id,
             provider=identity.provider,
             password_removed=defended,
         )
@@ -386,6 +388,7 @@ class OAuthLoginService(Service):
                         AuditEventType.oauth_linked,
                         client=client,
                         user_id=user.id,
+                        actor_id=user.id,
                         provider=identity.provider,
                     )
         except UniqueViolation:
@@ -464,5 +467,6 @@ class OAuthLoginService(Service):
                 AuditEventType.oauth_unlinked,
                 client=client,
                 user_id=user.id,
+                actor_id=user.id,
                 provider=link.provider,
             )
