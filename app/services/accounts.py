@@ -190,6 +190,8 @@ class AccountService(Service):
                     AuditEventType.login_failed,
                     client=client,
                     user_id=user.id,
+                    # The caller holds the user's access token: theirs is the act.
+                    actor_id=user.id,
                     check="current_password",
                 )
             raise WrongCurrentPassword

@@ -14,8 +14,10 @@ import uuid
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.models import AuditEvent
 from tests.attempts import client_at, count_events, in_parallel, statuses
 from tests.flows import PASSWORD, bearer, password_grant, register, sign_in
 from tests.mail.smtp_server import SmtpServer, extract_token, smtp_server, text_part
@@ -234,7 +236,14 @@ class TestCurrentPasswordChecks:
 
         assert counted == {400: 5, 429: 35}
         assert right.status_code == 429
-        assert await count_events(sessions) == 5
+        async with sessions() as session:
+            failures = (
+                await session.scalars(select(AuditEvent).where(AuditEvent.type == "login.failed"))
+            ).all()
+        assert len(failures) == 5
+        assert {(e.actor_id, e.details["check"]) for e in failures} == {
+            (failures[0].user_id, "current_password")
+        }
 
 
 class TestOneTimeTokenRedemptions:
