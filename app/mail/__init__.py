@@ -11,6 +11,7 @@ from app.mail.senders import (
 )
 from app.mail.templates import (
     email_changed_notice,
+    password_changed_notice,
     password_reset_email,
     verification_email,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "build_email_sender",
     "email_changed_notice",
     "frontend_link",
+    "password_changed_notice",
     "password_reset_email",
     "verification_email",
 ]

@@ -47,6 +47,11 @@ def email_changed_notice(to: str, new_address: str) -> OutgoingEmail:
     )
 
 
+def password_changed_notice(to: str) -> OutgoingEmail:
+    """Tells `to` that the account's password was changed, and what to do if not by them."""
+    return _render("password_changed", to=to, subject="Your password was changed")
+
+
 def humanize_duration(duration: timedelta) -> str:
     """`"30 minutes"`, `"24 hours"`, `"1 hour and 30 minutes"`, `"7 days"`.
 
