@@ -84,6 +84,20 @@ class Settings(BaseSettings):
     # --- passwords (argon2id through passlib; OWASP minimums by default) ---
     password_min_length: int = Field(default=15, ge=8, le=64)
     password_max_length: int = Field(default=1024, ge=64, le=4096)
+    # --- password strength (zxcvbn estimate; see app/security/password_strength.py) ---
+    password_min_guesses: float = Field(
+        default=1e10,
+        ge=0,
+        description="Refuse passwords estimated to fall in fewer guesses (0: no estimate).",
+    )
+    password_context_words: list[str] = Field(
+        default_factory=list,
+        description="JSON list of words attackers of this service would try (company, "
+        "product, domain); passwords built from them are estimated weaker.",
+    )
+    service_name: str = Field(
+        default="authsvc", description="The name users know this service by; a context word."
+    )
     argon2_memory_cost_kib: int = Field(default=19456, ge=8)
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_parallelism: int = Field(default=1, ge=1)

@@ -122,7 +122,7 @@ async def _weak_password(request: Request, error: Exception) -> JSONResponse:
         HTTPStatus.UNPROCESSABLE_ENTITY,
         error.detail,
         type_=TYPE_PREFIX + "weak-password",
-        errors=[{"detail": reason} for reason in error.reasons],
+        errors=[{"pointer": f"/{error.field}", "detail": reason} for reason in error.reasons],
     )
 
 

@@ -11,6 +11,7 @@ from app.mail.senders import (
 )
 from app.mail.templates import (
     email_changed_notice,
+    password_changed_notice,
     password_reset_email,
     provider_linked_notice,
     sign_in_attempts_notice,
@@ -26,6 +27,7 @@ __all__ = [
     "build_email_sender",
     "email_changed_notice",
     "frontend_link",
+    "password_changed_notice",
     "password_reset_email",
     "provider_linked_notice",
     "sign_in_attempts_notice",

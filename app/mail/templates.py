@@ -70,6 +70,11 @@ def provider_linked_notice(to: str, provider: str, account: str) -> OutgoingEmai
     )
 
 
+def password_changed_notice(to: str) -> OutgoingEmail:
+    """Tells `to` that the account's password was changed, and what to do if not by them."""
+    return _render("password_changed", to=to, subject="Your password was changed")
+
+
 def humanize_duration(duration: timedelta) -> str:
     """`"30 minutes"`, `"24 hours"`, `"1 hour and 30 minutes"`, `"7 days"`.
 

@@ -1,5 +1,9 @@
 """Password hashing: argon2id through passlib, legacy bcrypt verified and upgraded, off the loop.
 
+Passwords are hashed NFKC-normalised, so "café" typed as one precomposed "é" or as "e" plus a
+combining accent (macOS, some keyboards), or in full-width forms, is the same password.
+Hashes made before normalisation (of the password as typed) still verify, and are replaced.
+
 Every hash and verification runs on a dedicated pool of `workers` threads, so a burst of
 logins queues for CPU instead of stalling the event loop. The pool's threads run at a lower
 CPU priority than the event loop: hashing is throughput work and takes whatever CPU is idle,
@@ -13,6 +17,7 @@ import contextlib
 import os
 import secrets
 import threading
+import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -70,9 +75,9 @@ class Argon2Parameters:
 class PasswordHasher:
     """Hashes new passwords with argon2id; verifies argon2 and legacy bcrypt hashes.
 
-    Passwords are taken as given (no normalisation, no length check): callers apply
-    `PasswordPolicy` when a password is set and refuse inputs over `password_max_length`
-    before verifying, so no one can make the service hash megabytes.
+    Passwords are NFKC-normalised, never length-checked: callers apply `PasswordPolicy` when
+    a password is set and refuse inputs over `password_max_length` before verifying, so no one
+    can make the service hash megabytes.
     """
 
     def __init__(self, parameters: Argon2Parameters, *, workers: int | None = None) -> None:
@@ -125,9 +130,11 @@ class PasswordHasher:
     async def verify_and_update(self, password: str, hashed: str | None) -> tuple[bool, str | None]:
         """Check `password` against a stored hash: `(matches, replacement_hash_or_None)`.
 
-        The replacement is set only on a match whose stored hash is bcrypt or argon2 with
-        other parameters. A missing (`None`) or unrecognised hash never matches and costs a
-        dummy verification; this never raises for any stored value or password.
+        The replacement is set only on a match whose stored hash is bcrypt, argon2 with other
+        parameters, or of the password as typed rather than NFKC-normalised. A missing
+        (`None`) or unrecognised hash never matches and costs a dummy verification (two when
+        NFKC changes `password`, like a wrong one); this never raises for any stored value or
+        password.
         """
         return await self._run(self._verify_and_update_sync, password, hashed)
 
@@ -143,7 +150,7 @@ class PasswordHasher:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
     def _hash_sync(self, password: str) -> str:
-        hashed: str = self._context.hash(password)
+        hashed: str = self._context.hash(normalize_password(password))
         return hashed
 
     def _verify_and_update_sync(self, password: str, hashed: str | None) -> tuple[bool, str | None]:
@@ -151,6 +158,17 @@ class PasswordHasher:
         if hashed is None or scheme is None:
             self._verify_dummy_sync(password)
             return False, None
+        normalized = normalize_password(password)
+        matches, new_hash = self._verify_one(normalized, hashed, scheme)
+        if matches or normalized == password:
+            return matches, new_hash
+        # A hash from before normalisation holds the password as it was typed then. Only
+        # input that NFKC changes pays this second check (the dummy path pays it too).
+        if self._verify_one(password, hashed, scheme)[0]:
+            return True, self._hash_sync(normalized)
+        return False, None
+
+    def _verify_one(self, password: str, hashed: str, scheme: str) -> tuple[bool, str | None]:
         if scheme == "bcrypt" and _utf8_length(password) > BCRYPT_MAX_PASSWORD_BYTES:
             # The modern bcrypt package refuses such input and older code paths truncated
             # it; decide here. A fixed secret against the same hash costs exactly what the
@@ -162,11 +180,19 @@ class PasswordHasher:
         except ValueError:
             # A malformed hash behind a known prefix, or a password the scheme cannot take
             # (NUL for bcrypt, lone surrogates for any): no match, and no error either.
-            self._verify_dummy_sync(password)
+            self._verify_once_against_dummy(password)
             return False, None
         return bool(matches), new_hash
 
     def _verify_dummy_sync(self, password: str) -> None:
+        # As many verifications as a wrong password for a real account: two when NFKC
+        # changes the input, so unknown accounts stay indistinguishable for such input too.
+        normalized = normalize_password(password)
+        self._verify_once_against_dummy(normalized)
+        if normalized != password:
+            self._verify_once_against_dummy(password)
+
+    def _verify_once_against_dummy(self, password: str) -> None:
         # Bytes with surrogatepass: the dummy must not fail on passwords the real check can't
         # encode, or the failure would be faster than a wrong password.
         self._context.verify(password.encode("utf-8", "surrogatepass"), self._dummy_hash)
@@ -175,7 +201,13 @@ class PasswordHasher:
         try:
             self._context.verify(b"-", hashed)
         except ValueError:
-            self._verify_dummy_sync("")
+            self._verify_once_against_dummy("")
+
+
+def normalize_password(password: str) -> str:
+    """The form passwords are hashed in: NFKC, so every way of typing the same characters
+    (precomposed or combining accents, full-width or compatibility forms) is one password."""
+    return unicodedata.normalize("NFKC", password)
 
 
 def _utf8_length(password: str) -> int:

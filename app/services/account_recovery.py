@@ -13,7 +13,13 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.mail import OutgoingEmail, frontend_link, password_reset_email, verification_email
+from app.mail import (
+    OutgoingEmail,
+    frontend_link,
+    password_changed_notice,
+    password_reset_email,
+    verification_email,
+)
 from app.models import ActionPurpose, User
 from app.repositories import UserRepository
 from app.repositories.users import normalize_email
@@ -97,7 +103,10 @@ class AccountRecoveryService(Service):
                 raw_token, ActionPurpose.reset_password, now=self.clock()
             )
             self.policy.check(
-                new_password, email=candidate.user.email, username=candidate.user.username
+                new_password,
+                email=candidate.user.email,
+                username=candidate.user.username,
+                field="new_password",
             )
             await self.session.rollback()  # release the read transaction before the slow hash
             hashed = await self.hasher.hash(new_password)
@@ -118,6 +127,7 @@ class AccountRecoveryService(Service):
                     user_id=user.id,
                     sessions_ended=ended,
                 )
+        self.outbox.send_later(password_changed_notice(user.email))
 
     async def _mail_verification(self, address: str) -> None:
         async with unit_of_work(self.session):

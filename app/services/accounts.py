@@ -6,7 +6,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.mail import email_changed_notice
+from app.mail import email_changed_notice, password_changed_notice
 from app.models import ActionPurpose, User, UserSession
 from app.repositories import SessionRepository, UserRepository
 from app.repositories.base import UniqueViolation
@@ -107,7 +107,9 @@ class AccountService(Service):
         outstanding reset links."""
         user = await self._load(user_id)
         await self._require_current_password(user, current_password, client)
-        self.policy.check(new_password, email=user.email, username=user.username)
+        self.policy.check(
+            new_password, email=user.email, username=user.username, field="new_password"
+        )
         hashed = await self.hasher.hash(new_password)
         async with unit_of_work(self.session):
             user = await self._lock_unless_password_changed(user)
@@ -125,6 +127,7 @@ class AccountService(Service):
                 actor_id=user.id,
                 sessions_ended=ended,
             )
+        self.outbox.send_later(password_changed_notice(user.email))
 
     async def list_sessions(self, user_id: uuid.UUID) -> list[UserSession]:
         return await self.session_rows.list_active_for_user(user_id, self.clock())

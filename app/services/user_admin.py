@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.mail import password_changed_notice
 from app.models import ActionPurpose, Role, User
 from app.repositories import (
     Page,
@@ -195,6 +196,8 @@ class UserAdminService(Service):
                 await self._apply(actor, user, changes, client)
         except UniqueViolation as violation:
             raise user_conflict(violation.field) from None
+        if hashed is not None:
+            self.outbox.send_later(password_changed_notice(user.email))
         return user
 
     async def set_roles(

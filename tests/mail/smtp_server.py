@@ -137,6 +137,16 @@ def extract_token(message: EmailMessage) -> str:
     raise AssertionError("no link with a token= parameter in the mail's text part")
 
 
+def sending_to(server: SmtpServer) -> dict[str, object]:
+    """Settings overrides that make the service mail `server`, trying each mail once."""
+    return {
+        "email_backend": "smtp",
+        "smtp_host": HOST,
+        "smtp_port": server.port,
+        "email_send_attempts": 1,
+    }
+
+
 def _part(message: EmailMessage, subtype: str) -> str:
     body = message.get_body(preferencelist=(subtype,))
     if body is None or body.get_content_subtype() != subtype:

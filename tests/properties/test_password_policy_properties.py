@@ -1,7 +1,7 @@
 """PasswordPolicy: any text gets an answer (never an error but `WeakPassword`), and the
 answer follows the documented rules: length in code points (NFKC-joined, never longer than
-typed), one repeated character, the common list and the account's identifiers, all compared
-NFKC-normalised and case-folded."""
+typed), one repeated character, the common list, the account's identifiers and the guess
+estimate, all on the NFKC-normalised (and for comparisons case-folded) password."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from app.security.password_policy import (
     WeakPassword,
     common_passwords,
 )
+from app.security.password_strength import estimate_guesses
 from tests.properties.strategies import PROPERTY_SETTINGS
 
 DEFAULT = PasswordPolicy()
@@ -99,6 +100,7 @@ def test_without_identifiers_a_password_passes_exactly_when_it_meets_the_rules(
         and len(password) <= DEFAULT.max_length
         and len(set(normalized.casefold())) > 1
         and normalized.casefold() not in common_passwords()
+        and estimate_guesses(normalized).guesses >= DEFAULT.min_guesses
     )
 
     assert (DEFAULT.problems(password) == []) == meets_rules

@@ -9,10 +9,12 @@ from pydantic import ValidationError
 
 from app.config import Settings
 from app.security.password_policy import PasswordPolicy, WeakPassword, common_passwords
+from app.security.password_strength import SUGGESTION
 from app.services.errors import InvalidInput
 
-ACCEPTABLE = "tangerine kayak"  # 15 characters, on no list
+ACCEPTABLE = "quince kayak ox"  # 15 characters, on no list, hard enough to guess
 TOO_COMMON = "This password is too common; choose another."
+EASY_TO_GUESS = "This password is too easy to guess."
 
 
 def full_width(text: str) -> str:
@@ -40,7 +42,10 @@ def test_default_minimum_refuses_14_characters_and_accepts_15(
 
 
 def test_minimum_may_be_lowered_to_eight_but_no_further() -> None:
-    policy = PasswordPolicy.from_settings(Settings(_env_file=None, password_min_length=8))
+    # The length rule alone: no 8 characters reach the default guess estimate.
+    policy = PasswordPolicy.from_settings(
+        Settings(_env_file=None, password_min_length=8, password_min_guesses=0)
+    )
 
     assert policy.problems("tangerin") == []
     assert policy.problems("tangeri") == ["Use at least 8 characters."]
@@ -195,6 +200,7 @@ def test_every_broken_rule_is_reported(default_policy: PasswordPolicy) -> None:
         "Use at least 15 characters.",
         "Do not use your email address in the password.",
         "Do not use your username in the password.",
+        f"{EASY_TO_GUESS} {SUGGESTION}",
     ]
 
 

@@ -6,6 +6,7 @@ import asyncio
 import os
 import threading
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -254,6 +255,86 @@ async def test_failures_without_a_usable_hash_cost_as_much_as_a_wrong_password()
     assert no_hash >= 0.3 * wrong
     assert garbled >= 0.3 * wrong
     assert unknown_user >= 0.3 * wrong
+
+
+# --- normalisation -----------------------------------------------------------------------
+
+CAFE_NFC = unicodedata.normalize("NFC", "un café crème sur la terrasse")
+CAFE_NFD = unicodedata.normalize("NFD", CAFE_NFC)
+
+
+@pytest.mark.parametrize(
+    ("chosen", "typed"),
+    [
+        (CAFE_NFC, CAFE_NFD),
+        (CAFE_NFD, CAFE_NFC),
+        ("quince!kayak!ox", "".join(chr(ord(c) + 0xFEE0) for c in "quince!kayak!ox")),
+    ],
+    ids=["nfc-then-nfd", "nfd-then-nfc", "full-width"],
+)
+async def test_every_unicode_spelling_of_a_password_is_the_same_password(
+    hasher: PasswordHasher, chosen: str, typed: str
+) -> None:
+    assert chosen != typed
+
+    assert await hasher.verify_and_update(typed, await hasher.hash(chosen)) == (True, None)
+
+
+@pytest.mark.parametrize(
+    "old_hash",
+    [
+        lambda password: argon2_cffi_hash(password, memory_cost=1024, time_cost=1, parallelism=1),
+        bcrypt_hash,
+    ],
+    ids=["argon2id", "bcrypt"],
+)
+async def test_a_hash_of_the_password_as_typed_still_verifies_and_is_replaced_normalised(
+    hasher: PasswordHasher, old_hash: Callable[[str], str]
+) -> None:
+    stored = old_hash(CAFE_NFD)  # made before passwords were normalised
+
+    matches, new_hash = await hasher.verify_and_update(CAFE_NFD, stored)
+
+    assert matches is True
+    assert new_hash is not None
+    assert new_hash.startswith("$argon2id$v=19$m=1024,t=1,p=1$")
+    # The replacement holds the normalised password: both spellings match it, unchanged.
+    assert await hasher.verify_and_update(CAFE_NFC, new_hash) == (True, None)
+    assert await hasher.verify_and_update(CAFE_NFD, new_hash) == (True, None)
+    assert await hasher.verify_and_update(CAFE_NFD + "!", stored) == (False, None)
+
+
+async def test_an_unknown_account_costs_as_many_verifications_as_a_wrong_password(
+    hasher: PasswordHasher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Input NFKC changes is checked twice against a real hash (normalised, then as typed);
+    # the dummy for an unknown account must do as much, or timing would tell them apart.
+    stored = await hasher.hash(PASSWORD)
+    verifications = 0
+    real_verify, real_verify_and_update = CryptContext.verify, CryptContext.verify_and_update
+
+    def counted(real: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            nonlocal verifications
+            verifications += 1
+            return real(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(CryptContext, "verify", counted(real_verify))
+    monkeypatch.setattr(CryptContext, "verify_and_update", counted(real_verify_and_update))
+
+    async def count(action: Awaitable[object]) -> int:
+        nonlocal verifications
+        verifications = 0
+        await action
+        return verifications
+
+    for typed in (CAFE_NFC, CAFE_NFD):
+        wrong = await count(hasher.verify_and_update(typed + "!", stored))
+        assert await count(hasher.verify_dummy(typed + "!")) == wrong
+        assert await count(hasher.verify_and_update(typed + "!", None)) == wrong
+    assert wrong == 2  # the NFD spelling: normalised, then as typed
 
 
 # --- the thread pool ---------------------------------------------------------------------
