@@ -20,7 +20,7 @@ from app.services.errors import InvalidCredentials, user_conflict
 from app.services.rate_limits import LimitName
 from app.services.sessions import RefreshTokenReused, SessionManager
 from app.services.token_issuer import TokenIssuer, TokenResponse
-from app.services.unit_of_work import unit_of_work
+from app.services.unit_of_work import run_unit_of_work, unit_of_work
 
 # Scopes any signed-in user may ask for; everything else must be a permission they hold.
 BASIC_SCOPES = frozenset({"openid", "profile", "email"})
@@ -132,8 +132,9 @@ class AuthService(Service):
         """Rotate a refresh token: spend it, issue the next pair in the same session."""
         now = self.clock()
         try:
-            async with unit_of_work(self.session):
-                issued = await self.sessions.rotate(refresh_token, client, now)
+            issued = await run_unit_of_work(
+                self.session, lambda: self.sessions.rotate(refresh_token, client, now)
+            )
         except RefreshTokenReused as reuse:
             # The rotation rolled back; the family revocation must still be kept and audited.
             async with unit_of_work(self.session):
@@ -153,15 +154,19 @@ class AuthService(Service):
         self, *, user_id: uuid.UUID, session_id: uuid.UUID, client: ClientInfo
     ) -> None:
         """End the caller's current session (its refresh tokens and access tokens)."""
-        async with unit_of_work(self.session):
+
+        async def end_session() -> None:
             await self.sessions.end(session_id, self.clock(), "logout")
             await self.audit.record(
                 AuditEventType.logout, client=client, user_id=user_id, session_id=str(session_id)
             )
 
+        await run_unit_of_work(self.session, end_session)
+
     async def logout_all(self, *, user_id: uuid.UUID, client: ClientInfo) -> None:
         """End every session of the user and invalidate all their access tokens at once."""
-        async with unit_of_work(self.session):
+
+        async def end_all_sessions() -> None:
             user = await self.users.get_by_id(user_id)
             if user is None:
                 return
@@ -170,6 +175,8 @@ class AuthService(Service):
             await self.audit.record(
                 AuditEventType.logout_all, client=client, user_id=user_id, sessions_ended=ended
             )
+
+        await run_unit_of_work(self.session, end_all_sessions)
 
     async def revoke(self, *, token: str, token_type_hint: str | None, client: ClientInfo) -> None:
         """RFC 7009: make `token` unusable. Unknown or invalid tokens are silently ignored.
@@ -181,7 +188,8 @@ class AuthService(Service):
         lookups = [self._refresh_token_session, self._access_token_session]
         if token_type_hint == "access_token":
             lookups.reverse()
-        async with unit_of_work(self.session):
+
+        async def end_its_session() -> None:
             for lookup in lookups:
                 found = await lookup(token)
                 if found is not None:
@@ -197,6 +205,8 @@ class AuthService(Service):
                     session_id=str(session_id),
                     token_type=token_type,
                 )
+
+        await run_unit_of_work(self.session, end_its_session)
 
     async def _refresh_token_session(self, token: str) -> tuple[uuid.UUID, uuid.UUID, str] | None:
         family = await self.sessions.find_by_refresh_token(token)
