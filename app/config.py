@@ -74,6 +74,13 @@ class Settings(BaseSettings):
         "stuck behind a lock or a slow query then fails with 503 instead of holding a "
         "connection. On SQLite, the wait for the writer lock is bounded by it instead.",
     )
+    db_command_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest wait for the database on any one step: a statement, a commit or "
+        "rollback, a new or a pooled connection. A step that runs out (a frozen link, a server "
+        "that stopped answering) fails the request with 503 and drops that connection.",
+    )
     db_echo: bool = False
 
     # --- identity of this issuer ---

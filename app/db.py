@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.config import Settings
+from app.db_faults import handle_connection_faults
 
 
 def ensure_sqlite_directory(database_url: str) -> None:
@@ -64,18 +65,23 @@ def create_engine(settings: Settings) -> AsyncEngine:
     server_settings = {"statement_timeout": str(_milliseconds(statement_timeout))}
     if not statement_timeout:
         server_settings = {}
-    return create_async_engine(
+    # Every wait for the database is bounded by the command timeout: one that runs out fails
+    # the request with 503 (see app/db_faults.py), whatever froze.
+    command_timeout = settings.db_command_timeout_seconds
+    engine = create_async_engine(
         settings.database_url,
         echo=settings.db_echo,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout_seconds,
-        pool_pre_ping=True,
+        pool_timeout=min(settings.db_pool_timeout_seconds, command_timeout),
         connect_args={
-            "timeout": settings.db_connect_timeout_seconds,
+            "timeout": min(settings.db_connect_timeout_seconds, command_timeout),
+            "command_timeout": command_timeout,
             "server_settings": server_settings,
         },
     )
+    handle_connection_faults(engine)
+    return engine
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.db_faults import is_connection_lost
 from app.observability.request_id import REQUEST_ID_HEADER
 from app.repositories.base import InvalidCursor
 from app.security.password_policy import WeakPassword
@@ -31,6 +32,7 @@ from app.services.errors import (
     Unprocessable,
 )
 from app.services.recent_authentication import ReauthenticationRequired
+from app.services.unit_of_work import is_transaction_conflict
 
 logger = logging.getLogger(__name__)
 
@@ -166,12 +168,13 @@ _BUSY_SQLITE_CODES = frozenset({5, 6})
 
 
 def is_database_outage(error: BaseException) -> bool:
-    """Whether `error` means the database cannot be reached (down, refusing, timing out, or a
-    pooled connection that died), as opposed to a bug in a query."""
+    """Whether `error` means the database cannot be reached (down, refusing connections,
+    restarting, not answering within the command timeout, or a pooled connection that died),
+    as opposed to a bug in a query."""
     if isinstance(error, SQLAlchemyTimeoutError | ConnectionError | TimeoutError):
-        return True  # pool exhausted, connection refused or reset, connect timed out
+        return True  # pool exhausted, connection refused or reset, connect or command timed out
     if isinstance(error, DBAPIError):
-        if error.connection_invalidated:
+        if error.connection_invalidated or is_connection_lost(error.orig):
             return True
         return isinstance(error.orig, ConnectionError | TimeoutError | OSError) or (
             type(error.orig).__name__
@@ -195,11 +198,13 @@ def is_unstorable_text(error: BaseException) -> bool:
 
 def is_database_busy(error: BaseException) -> bool:
     """Whether `error` is the database refusing to wait any longer: a statement cancelled by
-    the statement timeout, a lock not granted in time, no free connection slot."""
+    the statement timeout, a lock not granted in time, no free connection slot, a transaction
+    aborted by a serialization failure or deadlock."""
     if not isinstance(error, DBAPIError):
         return False
     return (
-        getattr(error.orig, "sqlstate", None) in _BUSY_SQLSTATES
+        is_transaction_conflict(error)  # still conflicting after the retries of its unit of work
+        or getattr(error.orig, "sqlstate", None) in _BUSY_SQLSTATES
         or getattr(error.orig, "sqlite_errorcode", None) in _BUSY_SQLITE_CODES
     )
 
@@ -211,10 +216,10 @@ async def _database_error(request: Request, error: Exception) -> JSONResponse:
             "The request holds a character that text here cannot contain (such as U+0000).",
             type_=TYPE_PREFIX + "validation-error",
         )
-    if is_database_outage(error):
-        reason, retry_after = "unavailable", DATABASE_RETRY_AFTER_SECONDS
-    elif is_database_busy(error):
+    if is_database_busy(error):
         reason, retry_after = "busy", DATABASE_BUSY_RETRY_AFTER_SECONDS
+    elif is_database_outage(error):
+        reason, retry_after = "unavailable", DATABASE_RETRY_AFTER_SECONDS
     else:
         return await _unhandled_error(request, error)
     # Expected during an outage or overload: fail fast with a hint when to retry; no trace.

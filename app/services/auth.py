@@ -20,7 +20,7 @@ from app.services.rate_limits import LimitName
 from app.services.sessions import IssuedSession, RefreshTokenReused, SessionManager
 from app.services.sign_in_limits import Account, SignInLimits
 from app.services.token_issuer import TokenIssuer, TokenResponse
-from app.services.unit_of_work import unit_of_work
+from app.services.unit_of_work import run_unit_of_work, unit_of_work
 
 # Scopes any signed-in user may ask for; everything else must be a permission they hold.
 BASIC_SCOPES = frozenset({"openid", "profile", "email"})
@@ -115,13 +115,16 @@ class AuthService(Service):
         if user is None or not matches or not user.is_active:
             raise LoginFailed
 
-        now = self.clock()
-        async with unit_of_work(self.session):
+        now, verified_hash = self.clock(), user.hashed_password
+
+        async def start_session() -> IssuedSession:
             # The password was checked outside the transaction (hashing is slow). A password
             # change, reset, deactivation or deletion that committed meanwhile wins, as if it
             # had come first: its "every session ends" must hold for this sign-in too.
+            # (`user` is detached since the hash; a re-run after a conflict reads nothing of
+            # it that the first run changed but `verified_hash`, kept aside.)
             signed_in = await self.users.record_sign_in(
-                user, verified_hash=user.hashed_password, now=now, new_hash=new_hash
+                user, verified_hash=verified_hash, now=now, new_hash=new_hash
             )
             if not signed_in:
                 raise LoginFailed
@@ -140,14 +143,17 @@ class AuthService(Service):
                 actor_id=user.id,
                 session_id=str(issued.session.id),
             )
-        return issued
+            return issued
+
+        return await run_unit_of_work(self.session, start_session)
 
     async def refresh_grant(self, *, refresh_token: str, client: ClientInfo) -> TokenResponse:
         """Rotate a refresh token: spend it, issue the next pair in the same session."""
         now = self.clock()
         try:
-            async with unit_of_work(self.session):
-                issued = await self.sessions.rotate(refresh_token, client, now)
+            issued = await run_unit_of_work(
+                self.session, lambda: self.sessions.rotate(refresh_token, client, now)
+            )
         except RefreshTokenReused as reuse:
             # The rotation rolled back; the family revocation must still be kept and audited.
             async with unit_of_work(self.session):
@@ -167,7 +173,8 @@ class AuthService(Service):
         self, *, user_id: uuid.UUID, session_id: uuid.UUID, client: ClientInfo
     ) -> None:
         """End the caller's current session (its refresh tokens and access tokens)."""
-        async with unit_of_work(self.session):
+
+        async def end_session() -> None:
             await self.sessions.end(session_id, self.clock(), "logout")
             await self.audit.record(
                 AuditEventType.logout,
@@ -177,9 +184,12 @@ class AuthService(Service):
                 session_id=str(session_id),
             )
 
+        await run_unit_of_work(self.session, end_session)
+
     async def logout_all(self, *, user_id: uuid.UUID, client: ClientInfo) -> None:
         """End every session of the user and invalidate all their access tokens at once."""
-        async with unit_of_work(self.session):
+
+        async def end_all_sessions() -> None:
             user = await self.users.get_by_id(user_id)
             if user is None:
                 return
@@ -193,6 +203,8 @@ class AuthService(Service):
                 sessions_ended=ended,
             )
 
+        await run_unit_of_work(self.session, end_all_sessions)
+
     async def revoke(self, *, token: str, token_type_hint: str | None, client: ClientInfo) -> None:
         """RFC 7009: make `token` unusable. Unknown or invalid tokens are silently ignored.
 
@@ -203,7 +215,8 @@ class AuthService(Service):
         lookups = [self._refresh_token_session, self._access_token_session]
         if token_type_hint == "access_token":
             lookups.reverse()
-        async with unit_of_work(self.session):
+
+        async def end_its_session() -> None:
             for lookup in lookups:
                 found = await lookup(token)
                 if found is not None:
@@ -220,6 +233,8 @@ class AuthService(Service):
                     session_id=str(session_id),
                     token_type=token_type,
                 )
+
+        await run_unit_of_work(self.session, end_its_session)
 
     async def _refresh_token_session(self, token: str) -> tuple[uuid.UUID, uuid.UUID, str] | None:
         family = await self.sessions.find_by_refresh_token(token)

@@ -4,11 +4,9 @@ themselves. The outage is real: PostgreSQL is reached through a proxy the test c
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from tests.faults.tcp_proxy import TcpProxy
 from tests.flows import PASSWORD, register
@@ -17,21 +15,9 @@ pytestmark = pytest.mark.usefixtures("app")
 
 
 @pytest.fixture
-async def proxy(backend: str, database_url: str) -> AsyncIterator[TcpProxy]:
-    if backend != "postgresql":
-        pytest.skip("an embedded SQLite file has no connection to lose")
-    url = make_url(database_url)
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
-    await proxy.start()
-    yield proxy
-    await proxy.stop()
-
-
-@pytest.fixture
 def settings_overrides(proxy: TcpProxy, database_url: str) -> dict[str, object]:
-    through_proxy = make_url(database_url).set(host="127.0.0.1", port=proxy.port)
     return {
-        "database_url": through_proxy.render_as_string(hide_password=False),
+        "database_url": proxy.url_to(database_url),
         "db_connect_timeout_seconds": 1.0,
         "db_pool_timeout_seconds": 1.0,
     }
