@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The longest client_id a token or session records (the width of their columns).
+CLIENT_ID_MAX_LENGTH = 64
 
 
 class Environment(StrEnum):
@@ -117,7 +119,10 @@ class Settings(BaseSettings):
     # --- tokens ---
     jwt_algorithm: Literal["RS256", "ES256", "EdDSA"] = "RS256"
     jwt_audience: str = "authsvc"
-    # `client_id` of tokens issued to the operator's own frontends (password grant).
+    # Public first-party clients: the operator's own frontends, which use the password and
+    # refresh grants without a secret. A request naming no client at all is the first-party
+    # client, whose `client_id` is stamped on its tokens; it must be one of the public ones.
+    public_clients: list[str] = Field(default_factory=lambda: ["authsvc-web"])
     first_party_client_id: str = "authsvc-web"
     access_token_ttl_seconds: int = Field(default=900, ge=30, le=86400)
     session_absolute_lifetime_seconds: int = Field(default=30 * 86400, ge=60)
@@ -244,6 +249,21 @@ class Settings(BaseSettings):
             return [str(ipaddress.ip_network(entry.strip(), strict=False)) for entry in entries]
         except ValueError as error:
             raise ValueError(f"AUTH_TRUSTED_PROXIES: {error}") from None
+
+    @model_validator(mode="after")
+    def _check_public_clients(self) -> Self:
+        for client_id in self.public_clients:
+            if not 1 <= len(client_id) <= CLIENT_ID_MAX_LENGTH or client_id != client_id.strip():
+                raise ValueError(
+                    f"AUTH_PUBLIC_CLIENTS: {client_id!r} is not a client_id of 1 to "
+                    f"{CLIENT_ID_MAX_LENGTH} characters without surrounding spaces"
+                )
+        if self.first_party_client_id not in self.public_clients:
+            raise ValueError(
+                f"AUTH_FIRST_PARTY_CLIENT_ID {self.first_party_client_id!r} must be one of "
+                "AUTH_PUBLIC_CLIENTS: requests naming no client are that public client"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Self:

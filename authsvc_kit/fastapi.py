@@ -39,7 +39,9 @@ class Authenticated:
 
     `scopes`: every one must be in the token's `scope` claim (else 403). `introspector`: also
     ask authsvc whether the token is still active, for revocation-sensitive routes (a logout,
-    a password change or a deactivation then takes effect at once, not at expiry).
+    a password change or a deactivation then takes effect at once, not at expiry); the scopes
+    are then checked against authsvc's answer, which leaves out those the subject has lost
+    since the token was issued.
     """
 
     def __init__(
@@ -65,8 +67,9 @@ class Authenticated:
         token = credentials.credentials
         try:
             claims = await self.verifier.verify(token)
+            granted = claims
             if self.introspector is not None:
-                await self.introspector.introspect(token)
+                granted = await self.introspector.introspect(token)
         except InvalidToken as error:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
@@ -82,7 +85,7 @@ class Authenticated:
                 status.HTTP_503_SERVICE_UNAVAILABLE,
                 detail="Authentication service unavailable",
             ) from None
-        if self.scopes and not claims.has_scopes(self.scopes):
+        if self.scopes and not granted.has_scopes(self.scopes):
             required = " ".join(sorted(self.scopes))
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,

@@ -4,6 +4,7 @@ account promoted in the database (as `authsvc create-superuser` does), then sign
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,7 +16,7 @@ from app.repositories import (
     RoleRepository,
     UserRepository,
 )
-from tests.flows import bearer, register, sign_in
+from tests.flows import bearer, password_grant, register, sign_in
 
 
 async def grant(
@@ -56,6 +57,24 @@ async def admin_headers(
     async with sessions() as session:
         await grant(session, email, superuser=superuser, roles=roles, permissions=permissions)
     return bearer((await sign_in(client, email))["access_token"])
+
+
+async def sign_in_holding(
+    client: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    *permissions: str,
+    scope: str | None = None,
+) -> dict[str, Any]:
+    """Register ada@example.com, give her `permissions` through a role of her own (see
+    `grant`), sign in asking for `scope` (default: those permissions); the token response."""
+    await register(client)
+    async with sessions() as session:
+        await grant(session, "ada@example.com", permissions=permissions)
+    asked = " ".join(permissions) if scope is None else scope
+    response = await password_grant(client, "ada@example.com", scope=asked)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
 
 
 async def register_client(

@@ -48,6 +48,19 @@ async def refresh(client: httpx.AsyncClient, refresh_token: str) -> httpx.Respon
     )
 
 
+async def introspect(
+    client: httpx.AsyncClient, caller: dict[str, str] | None, token: str, **form: str
+) -> dict[str, Any]:
+    """The introspection answer about `token`, asked by the client with `caller` headers."""
+    response = await client.post(
+        "/auth/introspect", data={"token": token, **form}, headers=caller or {}
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    body: dict[str, Any] = response.json()
+    return body
+
+
 def bearer(access_token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {access_token}"}
 

@@ -116,3 +116,18 @@ def test_env_example_copied_as_is_gives_the_defaults(monkeypatch: pytest.MonkeyP
 
     assert from_example == Settings(_env_file=None)  # type: ignore[call-arg]
     assert not from_example.has_configured_signing_key
+
+
+def test_the_first_party_client_must_be_a_public_client() -> None:
+    with pytest.raises(ValidationError, match="AUTH_PUBLIC_CLIENTS"):
+        Settings(_env_file=None, public_clients=["mobile"])  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, public_clients=["mobile", "web"], first_party_client_id="web"
+    )
+    assert settings.public_clients == ["mobile", "web"]
+
+
+@pytest.mark.parametrize("client_id", ["", " web", "x" * 65])
+def test_a_public_client_id_that_no_token_could_carry_is_refused(client_id: str) -> None:
+    with pytest.raises(ValidationError, match="AUTH_PUBLIC_CLIENTS"):
+        Settings(_env_file=None, public_clients=["authsvc-web", client_id])  # type: ignore[call-arg]

@@ -8,7 +8,7 @@ from urllib.parse import unquote_plus
 
 from fastapi import Request
 
-from app.services.client_auth import ClientCredentials
+from app.services.client_auth import ClaimedClient, ClientCredentials
 from app.services.errors import InvalidInput
 
 
@@ -18,6 +18,10 @@ class AmbiguousClientAuthentication(InvalidInput):
 
 class MalformedBasicCredentials(InvalidInput):
     default_detail = "The HTTP Basic credentials are malformed."
+
+
+class SecretWithoutClientId(InvalidInput):
+    default_detail = "`client_secret` was sent without `client_id`."
 
 
 def client_credentials(
@@ -34,6 +38,19 @@ def client_credentials(
     if client_id is not None and client_secret is not None:
         return ClientCredentials(client_id, client_secret)
     return None
+
+
+def claimed_client(
+    request: Request, client_id: str | None, client_secret: str | None
+) -> ClaimedClient:
+    """Who a request to a grant open to public clients says it comes from: credentials
+    (HTTP Basic, or `client_id` with `client_secret`), a bare `client_id`, or nobody."""
+    credentials = client_credentials(request, client_id, client_secret)
+    if credentials is not None:
+        return ClaimedClient(credentials=credentials)
+    if client_secret is not None:
+        raise SecretWithoutClientId
+    return ClaimedClient(client_id=client_id)
 
 
 def _from_basic(value: str) -> ClientCredentials:

@@ -34,6 +34,7 @@ from app.services.deferred import Job
 from app.services.introspection import IntrospectionService
 from app.services.oauth.login import OAuthLoginService
 from app.services.rate_limits import RateLimiter
+from app.services.revocation import RevocationService
 from app.services.role_admin import RoleAdminService
 from app.services.token_issuer import TokenIssuer
 from app.services.user_admin import UserAdminService
@@ -161,7 +162,13 @@ ContextDep = Annotated[ServiceContext, Depends(get_service_context)]
 async def get_auth_service(
     session: SessionDep, context: ContextDep, codec: CodecDep
 ) -> AuthService:
-    return AuthService(session, context, issuer=TokenIssuer(codec, context.settings), decoder=codec)
+    return AuthService(session, context, issuer=TokenIssuer(codec, context.settings))
+
+
+async def get_revocation_service(
+    session: SessionDep, context: ContextDep, codec: CodecDep
+) -> RevocationService:
+    return RevocationService(session, context, decoder=codec)
 
 
 async def get_client_grant_service(
@@ -235,6 +242,7 @@ async def get_audit_log_service(session: SessionDep, context: ContextDep) -> Aud
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+RevocationServiceDep = Annotated[RevocationService, Depends(get_revocation_service)]
 ClientGrantServiceDep = Annotated[ClientGrantService, Depends(get_client_grant_service)]
 IntrospectionServiceDep = Annotated[IntrospectionService, Depends(get_introspection_service)]
 OAuthLoginServiceDep = Annotated[OAuthLoginService, Depends(get_oauth_login_service)]

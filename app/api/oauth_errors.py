@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.responses import JSONResponse
 
-from app.services.client_auth import InvalidClient
+from app.services.client_auth import InvalidClient, UnauthorizedClient
 from app.services.client_grants import InvalidScope
 from app.services.errors import DomainError, InvalidCredentials, PermissionDenied, RateLimited
 from app.services.sessions import InvalidGrant
@@ -40,6 +40,8 @@ def oauth_error_from(error: DomainError) -> JSONResponse:
             status=401,
             headers={"WWW-Authenticate": 'Basic realm="authsvc"'},
         )
+    if isinstance(error, UnauthorizedClient):
+        return oauth_error("unauthorized_client", error.detail)
     if isinstance(error, InvalidScope):
         return oauth_error("invalid_scope", error.detail)
     if isinstance(error, PermissionDenied):

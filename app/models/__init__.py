@@ -6,6 +6,7 @@ from app.models.base import Base
 from app.models.oauth_account import OAuthAccount
 from app.models.oauth_state import OAuthState
 from app.models.rbac import Permission, Role, role_permissions, user_roles
+from app.models.revoked_access_token import RevokedAccessToken
 from app.models.service_client import ServiceClient
 from app.models.user import User
 from app.models.user_session import RefreshToken, UserSession
@@ -19,6 +20,7 @@ __all__ = [
     "OAuthState",
     "Permission",
     "RefreshToken",
+    "RevokedAccessToken",
     "Role",
     "ServiceClient",
     "User",

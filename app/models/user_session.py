@@ -20,7 +20,8 @@ class UserSession(UUIDPrimaryKey, CreatedAt, Base):
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     client_id: Mapped[str | None] = mapped_column(String(64))
-    # The scope granted at sign-in; every token refreshed from this session carries it.
+    # The scope granted at sign-in, narrowed at each refresh to what the user may still have:
+    # the tokens refreshed from this session carry it.
     scope: Mapped[str] = mapped_column(String(1000), default="", server_default="")
     user_agent: Mapped[str | None] = mapped_column(String(512))
     ip: Mapped[str | None] = mapped_column(String(45))

@@ -5,6 +5,7 @@ from app.repositories.audit_events import AuditEventRepository
 from app.repositories.base import BaseRepository, InvalidCursor, Page, UniqueViolation
 from app.repositories.oauth_accounts import OAuthAccountRepository
 from app.repositories.oauth_states import OAuthStateRepository
+from app.repositories.revoked_access_tokens import RevokedAccessTokenRepository
 from app.repositories.roles import PermissionRepository, RoleRepository
 from app.repositories.service_clients import ServiceClientRepository
 from app.repositories.sessions import RefreshTokenRepository, SessionRepository
@@ -20,6 +21,7 @@ __all__ = [
     "Page",
     "PermissionRepository",
     "RefreshTokenRepository",
+    "RevokedAccessTokenRepository",
     "RoleRepository",
     "ServiceClientRepository",
     "SessionRepository",

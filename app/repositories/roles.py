@@ -134,5 +134,10 @@ class PermissionRepository(BaseRepository[Permission]):
         )
         return set((await self.session.execute(statement)).scalars().all())
 
+    async def existing_codenames(self, codenames: Iterable[str]) -> set[str]:
+        """Those of `codenames` that name a permission that exists."""
+        statement = select(Permission.codename).where(Permission.codename.in_(list(codenames)))
+        return set((await self.session.execute(statement)).scalars().all())
+
     async def all_codenames(self) -> set[str]:
         return set((await self.session.execute(select(Permission.codename))).scalars().all())

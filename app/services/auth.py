@@ -8,22 +8,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import User
 from app.observability.metrics import current_metrics
-from app.repositories import PermissionRepository, UserRepository
+from app.repositories import UserRepository
 from app.repositories.base import UniqueViolation
 from app.repositories.users import normalize_email
 from app.services.audit import AuditEventType, AuditTrail
-from app.services.authentication import AccessTokenDecoder
+from app.services.client_auth import ClaimedClient, ClientAuthenticator, UnauthorizedClient
 from app.services.client_info import ClientInfo
 from app.services.context import Service, ServiceContext
 from app.services.errors import InvalidCredentials, user_conflict
 from app.services.rate_limits import LimitName
+from app.services.scopes import UserScopes
 from app.services.sessions import IssuedSession, RefreshTokenReused, SessionManager
 from app.services.sign_in_limits import Account, SignInLimits
 from app.services.token_issuer import TokenIssuer, TokenResponse
 from app.services.unit_of_work import run_unit_of_work, unit_of_work
-
-# Scopes any signed-in user may ask for; everything else must be a permission they hold.
-BASIC_SCOPES = frozenset({"openid", "profile", "email"})
 
 
 class LoginFailed(InvalidCredentials):
@@ -39,14 +37,13 @@ class AuthService(Service):
         context: ServiceContext,
         *,
         issuer: TokenIssuer,
-        decoder: AccessTokenDecoder,
     ) -> None:
         super().__init__(session, context)
         self.issuer = issuer
-        self.decoder = decoder
         self.users = UserRepository(session)
-        self.permissions = PermissionRepository(session)
+        self.scopes = UserScopes(session)
         self.sessions = SessionManager(session, context.settings)
+        self.client_authenticator = ClientAuthenticator(session, context.limiter)
         self.audit = AuditTrail(session)
         self.sign_in_limits = SignInLimits(context.limiter, context.outbox)
 
@@ -78,9 +75,17 @@ class AuthService(Service):
         return user
 
     async def password_grant(
-        self, *, username: str, password: str, scope: str | None, client: ClientInfo
+        self,
+        *,
+        username: str,
+        password: str,
+        scope: str | None,
+        client: ClientInfo,
+        claimed: ClaimedClient,
     ) -> TokenResponse:
-        """Sign in with a password: a new session and its first token pair."""
+        """Sign in with a password: a new session and its first token pair, for a public
+        first-party client (a service client is `UnauthorizedClient`)."""
+        public_client_id = await self._public_client(claimed, client)
         user = await self.users.get_by_identifier(username)
         # Hand the connection back before queueing for the hash: a sign-in flood must not
         # hold the pool while it waits (loaded attributes stay readable).
@@ -88,7 +93,7 @@ class AuthService(Service):
         account = Account.of(user, username)
         attempt = await self.sign_in_limits.reserve(account, client.ip)
         try:
-            issued = await self._sign_in(user, password, scope, client)
+            issued = await self._sign_in(user, password, scope, client, public_client_id)
         except LoginFailed:
             # The slots stay taken: they are the failure counts.
             await self._record_failed_login(user, username, client)
@@ -103,7 +108,12 @@ class AuthService(Service):
         return self.issuer.for_session(issued)
 
     async def _sign_in(
-        self, user: User | None, password: str, scope: str | None, client: ClientInfo
+        self,
+        user: User | None,
+        password: str,
+        scope: str | None,
+        client: ClientInfo,
+        client_id: str,
     ) -> IssuedSession:
         matches, new_hash = False, None
         if len(password) > self.settings.password_max_length:
@@ -133,7 +143,7 @@ class AuthService(Service):
                 user,
                 client,
                 scope=granted,
-                client_id=self.settings.first_party_client_id,
+                client_id=client_id,
                 now=now,
             )
             await self.audit.record(
@@ -147,12 +157,26 @@ class AuthService(Service):
 
         return await run_unit_of_work(self.session, start_session)
 
-    async def refresh_grant(self, *, refresh_token: str, client: ClientInfo) -> TokenResponse:
-        """Rotate a refresh token: spend it, issue the next pair in the same session."""
+    async def refresh_grant(
+        self,
+        *,
+        refresh_token: str,
+        client: ClientInfo,
+        claimed: ClaimedClient,
+    ) -> TokenResponse:
+        """Rotate a refresh token: spend it, issue the next pair in the same session.
+
+        Only the client the session was issued to may (RFC 6749 section 6), and the new pair
+        carries only the scopes the user may have now.
+        """
+        caller = await self.client_authenticator.identify(claimed, client, self.settings)
         now = self.clock()
         try:
             issued = await run_unit_of_work(
-                self.session, lambda: self.sessions.rotate(refresh_token, client, now)
+                self.session,
+                lambda: self.sessions.rotate(
+                    refresh_token, client, now, client_id=caller.client_id
+                ),
             )
         except RefreshTokenReused as reuse:
             # The rotation rolled back; the family revocation must still be kept and audited.
@@ -205,58 +229,18 @@ class AuthService(Service):
 
         await run_unit_of_work(self.session, end_all_sessions)
 
-    async def revoke(self, *, token: str, token_type_hint: str | None, client: ClientInfo) -> None:
-        """RFC 7009: make `token` unusable. Unknown or invalid tokens are silently ignored.
-
-        A refresh token ends its session. An access token cannot be recalled on its own, so
-        its session is ended, which makes every token of that session inactive.
-        """
-        # The hint only orders the search (RFC 7009 section 2.1): a wrong one must not matter.
-        lookups = [self._refresh_token_session, self._access_token_session]
-        if token_type_hint == "access_token":
-            lookups.reverse()
-
-        async def end_its_session() -> None:
-            for lookup in lookups:
-                found = await lookup(token)
-                if found is not None:
-                    break
-            else:
-                return
-            session_id, user_id, token_type = found
-            if await self.sessions.end(session_id, self.clock(), "revoked"):
-                await self.audit.record(
-                    AuditEventType.token_revoked,
-                    client=client,
-                    user_id=user_id,
-                    actor_id=user_id,
-                    session_id=str(session_id),
-                    token_type=token_type,
-                )
-
-        await run_unit_of_work(self.session, end_its_session)
-
-    async def _refresh_token_session(self, token: str) -> tuple[uuid.UUID, uuid.UUID, str] | None:
-        family = await self.sessions.find_by_refresh_token(token)
-        return None if family is None else (family.id, family.user_id, "refresh_token")
-
-    async def _access_token_session(self, token: str) -> tuple[uuid.UUID, uuid.UUID, str] | None:
-        try:
-            claims = self.decoder.decode(token)
-            return uuid.UUID(str(claims["sid"])), uuid.UUID(str(claims["sub"])), "access_token"
-        except Exception:  # expired, forged, not a JWT, or no session: nothing to revoke
-            return None
-
     async def _granted_scope(self, user: User, requested: str | None) -> str:
-        wanted = set((requested or "").split())
-        if not wanted:
-            return ""
-        allowed = BASIC_SCOPES | (
-            await self.permissions.all_codenames()
-            if user.is_superuser
-            else await self.permissions.codenames_for_user(user.id)
+        return await self.scopes.narrow(
+            requested or "", user_id=user.id, is_superuser=user.is_superuser
         )
-        return " ".join(sorted(wanted & allowed))
+
+    async def _public_client(self, claimed: ClaimedClient, client: ClientInfo) -> str:
+        """The client_id of the public client signing in; a service client is refused (the
+        password grant is for the operator's own frontends)."""
+        caller = await self.client_authenticator.identify(claimed, client, self.settings)
+        if not caller.is_public:
+            raise UnauthorizedClient("Service clients may not use the password grant.")
+        return caller.client_id
 
     async def _record_failed_login(
         self, user: User | None, typed_name: str, client: ClientInfo

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import String, Uuid, bindparam, select
+from sqlalchemy import Executable, String, Uuid, bindparam, exists, select
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.models import (
     Permission,
+    RevokedAccessToken,
     Role,
     ServiceClient,
     User,
@@ -99,9 +101,12 @@ _PERMISSIONS = (
 )
 
 
-_CLIENT = select(ServiceClient.is_active, ServiceClient.scopes).where(
-    ServiceClient.client_id == bindparam("client_id", type_=String())
-)
+# A client's token: the client's state and whether this very token was revoked, in one trip.
+_CLIENT = select(
+    ServiceClient.is_active,
+    ServiceClient.scopes,
+    exists().where(RevokedAccessToken.jti == bindparam("jti", type_=String())).label("is_revoked"),
+).where(ServiceClient.client_id == bindparam("client_id", type_=String()))
 
 
 class Authenticator:
@@ -140,11 +145,7 @@ class Authenticator:
             raise NotAuthenticated from exc
 
         parameters = {"user_id": user_id, "session_id": session_id}
-        if connection is None:
-            async with self.engine.connect() as own:
-                rows = (await own.execute(_AUTHENTICATE, parameters)).all()
-        else:
-            rows = (await connection.execute(_AUTHENTICATE, parameters)).all()
+        rows = await self._rows(_AUTHENTICATE, parameters, connection)
         if not rows:
             raise NotAuthenticated
         first = rows[0]
@@ -163,15 +164,28 @@ class Authenticator:
         )
         return Principal(user=user, session_id=session_id, claims=claims)
 
-    async def client_scopes(self, claims: Mapping[str, Any]) -> frozenset[str]:
+    async def client_scopes(
+        self, claims: Mapping[str, Any], *, connection: AsyncConnection | None = None
+    ) -> frozenset[str]:
         """What a service client's token may do right now: the scopes it was issued that the
-        client still holds, or `NotAuthenticated` once the client is disabled or deleted."""
-        async with self.engine.connect() as connection:
-            result = await connection.execute(_CLIENT, {"client_id": str(claims["sub"])})
-            row = result.first()
-        if row is None or not row.is_active:
+        client still holds, or `NotAuthenticated` once the token is revoked or the client is
+        disabled or deleted. Reads through `connection` when given, else on its own."""
+        parameters = {"client_id": str(claims["sub"]), "jti": str(claims.get("jti", ""))}
+        rows = await self._rows(_CLIENT, parameters, connection)
+        if not rows or not rows[0].is_active or rows[0].is_revoked:
             raise NotAuthenticated
-        return frozenset(str(claims.get("scope", "")).split()) & frozenset(row.scopes)
+        return frozenset(str(claims.get("scope", "")).split()) & frozenset(rows[0].scopes)
+
+    async def _rows(
+        self,
+        statement: Executable,
+        parameters: Mapping[str, Any],
+        connection: AsyncConnection | None,
+    ) -> list[Row[Any]]:
+        if connection is None:
+            async with self.engine.connect() as own:
+                return list((await own.execute(statement, parameters)).all())
+        return list((await connection.execute(statement, parameters)).all())
 
     async def permissions_of(self, user: CurrentUser) -> frozenset[str]:
         """What the user may do right now: read from the roles in the database, not from the

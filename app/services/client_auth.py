@@ -1,5 +1,6 @@
 """Authenticating service clients (RFC 6749 section 2.3.1): who is calling the token or
-introspection endpoint with a client_id and secret."""
+introspection endpoint with a client_id and secret, or, for the grants open to public
+first-party clients, which public client names itself."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import String, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.config import CLIENT_ID_MAX_LENGTH, Settings
 from app.models import ServiceClient
 from app.security.client_secrets import client_secret_digest, secret_matches
 from app.services.audit import AuditEventType, AuditTrail
@@ -19,13 +21,30 @@ from app.services.unit_of_work import unit_of_work
 # Compared against when the client_id is unknown, so unknown ids and wrong secrets take the
 # same time and an attacker cannot learn which client_ids exist.
 _UNKNOWN_CLIENT_DIGEST = client_secret_digest("no client has this secret")
-CLIENT_ID_MAX_LENGTH = 64
 
 
 @dataclass(frozen=True, slots=True)
 class ClientCredentials:
     client_id: str
     client_secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedClient:
+    """Who a request to the token or revocation endpoint says it comes from: `credentials`
+    (HTTP Basic or the form), else a bare `client_id` (a public client), else nobody."""
+
+    credentials: ClientCredentials | None = None
+    client_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifiedClient:
+    """The client a grant or revocation is for: a public first-party client (named, or the
+    default one when the request names none) or a service client that authenticated."""
+
+    client_id: str
+    is_public: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +71,12 @@ class InvalidClient(DomainError):
     """Unknown client, wrong secret, disabled client or no credentials: indistinguishable."""
 
     default_detail = "Client authentication failed."
+
+
+class UnauthorizedClient(DomainError):
+    """An authenticated client asked for a grant it may not use (RFC 6749 section 5.2)."""
+
+    default_detail = "This client may not use this grant type."
 
 
 class ClientAuthenticator:
@@ -95,3 +120,23 @@ class ClientAuthenticator:
             raise InvalidClient
         await attempt.release()
         return AuthenticatedClient(found.client_id, list(found.scopes), list(found.audiences))
+
+    async def identify(
+        self, claimed: ClaimedClient, client: ClientInfo, settings: Settings
+    ) -> IdentifiedClient:
+        """The client behind a request to a grant open to public clients, or `InvalidClient`.
+
+        Credentials, when presented, must be a service client's and right (failures count
+        as in `authenticate`). Without them, a `client_id` must name a public client: a
+        service client must prove who it is, and an unknown id is nobody. A request naming
+        no client is the default first-party client, as the operator's frontends send.
+        """
+        if claimed.credentials is not None:
+            authenticated = await self.authenticate(claimed.credentials, client)
+            return IdentifiedClient(authenticated.client_id, is_public=False)
+        if claimed.client_id is None:
+            return IdentifiedClient(settings.first_party_client_id, is_public=True)
+        if claimed.client_id in settings.public_clients:
+            return IdentifiedClient(claimed.client_id, is_public=True)
+        # One answer for service clients without their secret and for unknown ids.
+        raise InvalidClient("This client_id is not a public client; authenticate the client.")

@@ -18,7 +18,7 @@ from app.services.audit import AuditEventType, AuditTrail
 from app.services.authorization import Actor, BuiltinPermission, require, require_grantable
 from app.services.client_info import ClientInfo
 from app.services.context import Service, ServiceContext
-from app.services.errors import InvalidInput, NotFound, Unprocessable
+from app.services.errors import Conflict, InvalidInput, NotFound, Unprocessable
 from app.services.unit_of_work import unit_of_work
 
 INTROSPECT_SCOPE = "introspect"
@@ -37,6 +37,10 @@ class UnknownScope(Unprocessable):
             f"Unknown scope: {', '.join(sorted(scopes))}. A scope is a permission codename "
             f"or one of: {', '.join(sorted(SERVICE_SCOPES))}."
         )
+
+
+class ClientIdTaken(Conflict):
+    default_detail = "This client_id is a public client's (AUTH_PUBLIC_CLIENTS)."
 
 
 class InvalidClientName(InvalidInput):
@@ -71,11 +75,15 @@ class ClientAdminService(Service):
         if not 1 <= len(name) <= NAME_MAX_LENGTH:
             raise InvalidClientName
         requested = _unique(scopes)
-        secret = new_client_secret()
+        client_id, secret = new_client_id(), new_client_secret()
+        # A public client uses the grants without a secret: a service client of the same id
+        # would be impersonated by anyone naming it.
+        if client_id in self.settings.public_clients:
+            raise ClientIdTaken
         async with unit_of_work(self.session):
             await self._require_grantable_scopes(actor, requested)
             service_client = await self.clients.create(
-                client_id=new_client_id(),
+                client_id=client_id,
                 name=name,
                 secret_hash=client_secret_digest(secret),
                 scopes=requested,

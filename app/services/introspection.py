@@ -2,7 +2,9 @@
 
 Anything not currently valid is `{"active": false}` with nothing else: expired, forged,
 foreign, revoked, logged out, older than the user's token version, or belonging to a
-deactivated or deleted user or a disabled or deleted client.
+deactivated or deleted user or a disabled or deleted client. An active token's `scope` is what
+its subject may have now: a permission taken from the user or a scope from the client since
+the token was issued is not reported.
 """
 
 from __future__ import annotations
@@ -10,24 +12,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import String, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.models import ServiceClient
-from app.repositories import RefreshTokenRepository, SessionRepository, UserRepository
+from app.repositories import (
+    PermissionRepository,
+    RefreshTokenRepository,
+    SessionRepository,
+    UserRepository,
+)
 from app.security.opaque_tokens import token_digest
 from app.services.authentication import AccessTokenDecoder, Authenticator, NotAuthenticated
 from app.services.client_auth import ClientAuthenticator, ClientCredentials
 from app.services.client_info import ClientInfo
-from app.services.clients import INTROSPECT_SCOPE
+from app.services.clients import INTROSPECT_SCOPE, SERVICE_SCOPES
 from app.services.context import Service, ServiceContext
 from app.services.errors import PermissionDenied
+from app.services.scopes import UserScopes
 from app.services.sessions import SessionManager
 
 INACTIVE: dict[str, Any] = {"active": False}
-_CLIENT_IS_ACTIVE = select(ServiceClient.is_active).where(
-    ServiceClient.client_id == bindparam("client_id", type_=String())
-)
 # The claims an active access token's answer repeats from the token itself.
 _ACCESS_TOKEN_FIELDS = (
     "sub",
@@ -63,6 +66,8 @@ class IntrospectionService(Service):
         self.users = UserRepository(session)
         self.session_rows = SessionRepository(session)
         self.sessions = SessionManager(session, context.settings)
+        self.scopes = UserScopes(session)
+        self.permissions = PermissionRepository(session)
 
     async def introspect(
         self,
@@ -100,9 +105,13 @@ class IntrospectionService(Service):
         except NotAuthenticated:
             return INACTIVE  # ours, but logged out, superseded or its user deactivated
         user = principal.user
+        answer = {"active": True, **_repeat(claims)}
+        if "scope" in claims:
+            answer["scope"] = await self.scopes.narrow(
+                str(claims["scope"]), user_id=user.id, is_superuser=user.is_superuser
+            )
         return {
-            "active": True,
-            **_repeat(claims),
+            **answer,
             "token_type": "Bearer",
             "username": user.username or user.email,
             "email": user.email,
@@ -112,10 +121,20 @@ class IntrospectionService(Service):
     async def _client_token(
         self, claims: Mapping[str, Any], connection: AsyncConnection
     ) -> dict[str, Any]:
-        result = await connection.execute(_CLIENT_IS_ACTIVE, {"client_id": str(claims["sub"])})
-        if result.scalar() is not True:  # deleted or disabled
-            return INACTIVE
-        return {"active": True, **_repeat(claims), "token_type": "Bearer"}
+        try:
+            held = await self.authenticator.client_scopes(claims, connection=connection)
+        except NotAuthenticated:
+            return INACTIVE  # revoked, or its client deleted or disabled
+        answer = {"active": True, **_repeat(claims), "token_type": "Bearer"}
+        if "scope" in claims:
+            answer["scope"] = await self._existing(held)
+        return answer
+
+    async def _existing(self, scopes: frozenset[str]) -> str:
+        """`scopes` without permissions deleted since they were granted, sorted."""
+        codenames = scopes - SERVICE_SCOPES.keys()
+        existing = await self.permissions.existing_codenames(codenames) if codenames else set()
+        return " ".join(sorted((scopes & SERVICE_SCOPES.keys()) | existing))
 
     async def _refresh_token(self, token: str) -> dict[str, Any] | None:
         stored = await self.refresh_tokens.get_by_hash(token_digest(token))
@@ -128,11 +147,14 @@ class IntrospectionService(Service):
         now = self.clock()
         if family is None or user is None or not self.sessions.is_usable(family, user, now):
             return INACTIVE
+        scope = await self.scopes.narrow(
+            family.scope, user_id=user.id, is_superuser=user.is_superuser
+        )
         return {
             "active": True,
             "sub": str(user.id),
             "client_id": family.client_id,
-            "scope": family.scope,
+            "scope": scope,
             "exp": int(self.sessions.usable_until(family).timestamp()),
             "iat": int(stored.created_at.timestamp()),
             "auth_time": int(family.authenticated_at.timestamp()),

@@ -17,6 +17,7 @@ from app.repositories import RefreshTokenRepository, SessionRepository, UserRepo
 from app.security.opaque_tokens import new_opaque_token, token_digest
 from app.services.client_info import ClientInfo
 from app.services.errors import DomainError
+from app.services.scopes import UserScopes
 
 
 class InvalidGrant(DomainError):
@@ -49,6 +50,7 @@ class SessionManager:
         self.sessions = SessionRepository(session)
         self.refresh_tokens = RefreshTokenRepository(session)
         self.users = UserRepository(session)
+        self.scopes = UserScopes(session)
 
     async def start(
         self, user: User, client: ClientInfo, *, scope: str, client_id: str, now: datetime
@@ -69,23 +71,31 @@ class SessionManager:
         refresh_token = await self._issue_refresh_token(family.id, now)
         return IssuedSession(session=family, user=user, refresh_token=refresh_token)
 
-    async def rotate(self, refresh_token: str, client: ClientInfo, now: datetime) -> IssuedSession:
-        """Spend `refresh_token` and issue its successor in the same session.
+    async def rotate(
+        self, refresh_token: str, client: ClientInfo, now: datetime, *, client_id: str
+    ) -> IssuedSession:
+        """Spend `refresh_token` and issue its successor in the same session, for `client_id`,
+        the client the session was issued to. The session's scope narrows to what the user
+        may have now (a permission taken away since sign-in is not refreshed into new tokens).
 
-        Raises `InvalidGrant` for unknown, expired or revoked tokens, and for a spent token
-        replayed within the grace period (a client racing itself: nothing else happens).
+        Raises `InvalidGrant` for unknown, expired or revoked tokens, for another client's
+        token (which stays as it was), and for a spent token replayed within the grace period
+        (a client racing itself: nothing else happens).
         Raises `RefreshTokenReused` for a spent token replayed later: the caller must then
         revoke the whole session (theft signal) in a transaction of its own.
         """
         digest = token_digest(refresh_token)
         family = await self.sessions.get_for_update_by_refresh_token(digest)
-        if family is None:
-            raise InvalidGrant  # unknown token, or its session is gone
+        if family is None or family.client_id != client_id:
+            raise InvalidGrant  # unknown token, its session is gone, or not this client's
         if await self.refresh_tokens.spend(digest, now) is None:
             await self._refuse_spent_or_unknown(digest, now)
         user = await self.users.get_by_id(family.user_id)
         if user is None or not self.is_usable(family, user, now):
             raise InvalidGrant
+        family.scope = await self.scopes.narrow(
+            family.scope, user_id=user.id, is_superuser=user.is_superuser
+        )
         family.last_used_at = now
         if client.ip:
             family.ip = client.ip

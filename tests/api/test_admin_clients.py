@@ -165,6 +165,19 @@ async def test_two_clients_get_different_ids_and_secrets(
     assert first["client_secret"] != second["client_secret"]
 
 
+async def test_a_client_id_that_is_a_public_clients_is_refused_and_creates_nothing(
+    client: httpx.AsyncClient, sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = await superuser(client, sessions)
+    # Ids are random: make the generator produce the public client's id.
+    monkeypatch.setattr("app.services.clients.new_client_id", lambda: "authsvc-web")
+
+    response = await client.post("/admin/clients", json={"name": "web"}, headers=root)
+
+    assert response.status_code == 409, response.text
+    assert "authsvc-web" not in await stored_client_ids(sessions)
+
+
 # --- listing -------------------------------------------------------------------------------
 
 

@@ -41,6 +41,12 @@ async def test_openid_configuration_names_this_issuer_and_its_endpoints(
         "client_secret_basic",
         "client_secret_post",
     }
+    # Revocation takes public clients by name and service clients by their credentials.
+    assert set(metadata["revocation_endpoint_auth_methods_supported"]) == {
+        "none",
+        "client_secret_basic",
+        "client_secret_post",
+    }
     assert {"openid", "users:read", "introspect"} <= set(metadata["scopes_supported"])
 
 

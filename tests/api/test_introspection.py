@@ -13,34 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.security.access_tokens import AccessTokenCodec
 from app.security.keys import KeyRing, SigningKey
-from tests.admins import admin_headers, register_client
-from tests.flows import PASSWORD, basic, bearer, refresh, register_and_sign_in
+from tests.admins import register_client
+from tests.flows import PASSWORD, basic, bearer, introspect, refresh, register_and_sign_in
 
 Sessions = async_sessionmaker[AsyncSession]
 NEW_PASSWORD = "a completely different passphrase"
-
-
-@pytest.fixture
-async def root(client: httpx.AsyncClient, sessions: Sessions) -> dict[str, str]:
-    return await admin_headers(client, sessions, superuser=True)
-
-
-@pytest.fixture
-async def resource_server(client: httpx.AsyncClient, root: dict[str, str]) -> dict[str, str]:
-    """The Basic credentials of a client allowed to introspect."""
-    return basic(*await register_client(client, root, name="api", scopes=["introspect"]))
-
-
-async def introspect(
-    client: httpx.AsyncClient, caller: dict[str, str] | None, token: str, **form: str
-) -> dict[str, Any]:
-    response = await client.post(
-        "/auth/introspect", data={"token": token, **form}, headers=caller or {}
-    )
-    assert response.status_code == 200, response.text
-    assert response.headers["cache-control"] == "no-store"
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def test_an_active_user_access_token(

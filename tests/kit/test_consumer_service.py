@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.security.access_tokens import AccessTokenCodec
 from authsvc_kit import AuthsvcKit
 from examples.consumer_service import create_app, kit_from_environment
-from tests.admins import grant
-from tests.flows import bearer, password_grant, register, register_and_sign_in
+from tests.admins import grant, sign_in_holding
+from tests.flows import bearer, refresh, register_and_sign_in
 from tests.kit.conftest import AUDIENCE
 from tests.live_server import LiveService
 
@@ -114,15 +114,28 @@ async def test_a_token_granted_the_required_scope_is_let_through(
     service_client: httpx.AsyncClient,
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
-    await register(service_client)
-    async with session_factory() as session:
-        await grant(session, "ada@example.com", permissions=["users:read"])
-    granted = await password_grant(service_client, "ada@example.com", scope="users:read")
-    assert granted.json()["scope"] == "users:read", granted.text
+    granted = await sign_in_holding(service_client, session_factory, "users:read")
+    assert granted["scope"] == "users:read"
 
-    response = await consumer.get("/reports", headers=bearer(granted.json()["access_token"]))
+    response = await consumer.get("/reports", headers=bearer(granted["access_token"]))
 
     assert response.status_code == 200, response.text
+
+
+async def test_a_token_refreshed_after_the_permission_was_taken_away_is_refused(
+    consumer: httpx.AsyncClient,
+    service_client: httpx.AsyncClient,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    granted = await sign_in_holding(service_client, session_factory, "users:read")
+    async with session_factory() as session:
+        await grant(session, "ada@example.com")  # no roles left, so no permission either
+
+    refreshed = await refresh(service_client, granted["refresh_token"])
+
+    assert refreshed.status_code == 200, refreshed.text
+    response = await consumer.get("/reports", headers=bearer(refreshed.json()["access_token"]))
+    assert response.status_code == 403
 
 
 async def test_the_revocation_sensitive_route_fails_closed_without_client_credentials(

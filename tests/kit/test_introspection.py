@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from fastapi import Depends, FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from authsvc_kit import AuthsvcKit, AuthsvcUnavailable, Introspector, InvalidToken
+from authsvc_kit import AuthsvcKit, AuthsvcUnavailable, Claims, Introspector, InvalidToken
 from examples.consumer_service import create_app
-from tests.admins import admin_headers
+from tests.admins import admin_headers, grant, sign_in_holding
 from tests.flows import bearer, register_and_sign_in
 from tests.kit.conftest import AUDIENCE, CountingTransport
 from tests.live_server import LiveService
@@ -235,3 +236,46 @@ async def test_a_consumer_with_refused_credentials_answers_503(
         response = await consumer.post("/payments", headers=bearer(tokens["access_token"]))
 
     assert response.status_code == 503
+
+
+async def test_a_scope_the_user_lost_is_refused_on_a_revocation_checked_route(
+    live_service: LiveService,
+    credentials: tuple[str, str],
+    http: httpx.AsyncClient,
+    service_client: httpx.AsyncClient,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    kit = AuthsvcKit.from_issuer(live_service.url, AUDIENCE, http_client=http)
+    checked = AuthsvcKit.from_issuer(
+        live_service.url,
+        AUDIENCE,
+        http_client=http,
+        client_id=credentials[0],
+        client_secret=credentials[1],
+    )
+    # Dependencies as defaults: annotations of a function defined in a test cannot reach its
+    # local variables (postponed evaluation).
+    locally_verified = Depends(kit.authenticated(["users:read"]))
+    revocation_checked = Depends(checked.authenticated(["users:read"], check_revocation=True))
+    app = FastAPI()
+
+    @app.get("/local")
+    async def local(_: Claims = locally_verified) -> None:
+        return None
+
+    @app.get("/checked")
+    async def checked_route(_: Claims = revocation_checked) -> None:
+        return None
+
+    token = await sign_in_holding(service_client, session_factory, "users:read")
+    async with session_factory() as session:
+        await grant(session, "ada@example.com")  # no roles left, so no permission either
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://consumer") as consumer:
+        headers = bearer(token["access_token"])
+        assert (await consumer.get("/local", headers=headers)).status_code == 200  # until exp
+        refused = await consumer.get("/checked", headers=headers)
+
+    assert refused.status_code == 403
+    assert 'error="insufficient_scope"' in refused.headers["WWW-Authenticate"]

@@ -7,13 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from app.api.client_credentials import client_credentials
+from app.api.client_credentials import claimed_client, client_credentials
 from app.api.deps import (
     AuthServiceDep,
     ClientGrantServiceDep,
     ClientInfoDep,
     IntrospectionServiceDep,
     PrincipalDep,
+    RevocationServiceDep,
 )
 from app.api.oauth_errors import NO_STORE, oauth_error, oauth_error_from
 from app.api.problem_docs import problem_responses
@@ -69,8 +70,11 @@ async def token(
 
     The password grant is the first-party sign-in for the operator's own frontends, a
     deliberate deviation from RFC 9700 section 2.4; third-party apps get no password grant.
-    Service clients authenticate with HTTP Basic (`client_secret_basic`) or with
-    `client_id` and `client_secret` in the form (`client_secret_post`).
+    Public first-party clients (`AUTH_PUBLIC_CLIENTS`) use it and the refresh grant with a
+    bare `client_id`, or naming no client; service clients, which get
+    `unauthorized_client` on the password grant, authenticate with HTTP Basic
+    (`client_secret_basic`) or with `client_id` and `client_secret` in the form
+    (`client_secret_post`). Credentials that are presented must be right (401).
     """
     try:
         if grant_type == "client_credentials":
@@ -82,12 +86,20 @@ async def token(
             if not username or password is None:
                 return oauth_error("invalid_request", "`username` and `password` are required.")
             result = await service.password_grant(
-                username=username, password=password, scope=scope, client=client
+                username=username,
+                password=password,
+                scope=scope,
+                client=client,
+                claimed=claimed_client(request, client_id, client_secret),
             )
         elif grant_type == "refresh_token":
             if not refresh_token:
                 return oauth_error("invalid_request", "`refresh_token` is required.")
-            result = await service.refresh_grant(refresh_token=refresh_token, client=client)
+            result = await service.refresh_grant(
+                refresh_token=refresh_token,
+                client=client,
+                claimed=claimed_client(request, client_id, client_secret),
+            )
         elif not grant_type:
             return oauth_error("invalid_request", "`grant_type` is required.")
         else:
@@ -99,15 +111,29 @@ async def token(
 
 @router.post("/revoke", response_class=Response, responses=OAUTH_ERRORS)
 async def revoke(
-    service: AuthServiceDep,
+    request: Request,
+    service: RevocationServiceDep,
     client: ClientInfoDep,
     token: FormField = None,
     token_type_hint: FormField = None,
+    client_id: FormField = None,
+    client_secret: FormField = None,
 ) -> Response:
-    """RFC 7009: 200 whether or not the token was known. A refresh token ends its session."""
+    """RFC 7009: 200 whether or not the token was known, or the caller's. A client revokes
+    only its own tokens: a refresh token or a user's access token ends its session; a
+    service client's access token is refused from then on. Client credentials, when
+    presented, must be right (401); without any, the caller is the first-party client."""
     if not token:
         return oauth_error("invalid_request", "`token` is required.")
-    await service.revoke(token=token, token_type_hint=token_type_hint, client=client)
+    try:
+        await service.revoke(
+            token=token,
+            token_type_hint=token_type_hint,
+            claimed=claimed_client(request, client_id, client_secret),
+            client=client,
+        )
+    except DomainError as error:
+        return oauth_error_from(error)
     return Response(status_code=status.HTTP_200_OK, headers=NO_STORE)
 
 

@@ -8,9 +8,9 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app.api.deps import CodecDep, SettingsDep
-from app.services.auth import BASIC_SCOPES
 from app.services.authorization import BUILTIN_PERMISSIONS
 from app.services.clients import SERVICE_SCOPES
+from app.services.scopes import BASIC_SCOPES
 
 router = APIRouter(prefix="/.well-known", tags=["discovery"])
 
@@ -40,7 +40,9 @@ async def openid_configuration(settings: SettingsDep, codec: CodecDep) -> JSONRe
         "response_types_supported": [],
         # "none": the first-party password and refresh grants; clients use the other two.
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
-        "revocation_endpoint_auth_methods_supported": ["none"],
+        # A client revokes its own tokens: public ones name themselves, service clients
+        # authenticate.
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS[1:],
         "id_token_signing_alg_values_supported": [],
         "access_token_signing_alg_values_supported": codec.algorithms,
