@@ -15,7 +15,12 @@ from app.api.deps import (
     IntrospectionServiceDep,
     PrincipalDep,
 )
-from app.api.oauth_errors import NO_STORE, oauth_error, oauth_error_from
+from app.api.oauth_errors import (
+    NO_STORE,
+    oauth_error,
+    oauth_error_from,
+    repeated_parameter_error,
+)
 from app.api.problem_docs import problem_responses
 from app.api.token_response import token_json
 from app.schemas.tokens import IntrospectionBody, OAuthErrorBody, TokenResponseBody
@@ -72,6 +77,8 @@ async def token(
     Service clients authenticate with HTTP Basic (`client_secret_basic`) or with
     `client_id` and `client_secret` in the form (`client_secret_post`).
     """
+    if repeated := await repeated_parameter_error(request):
+        return repeated
     try:
         if grant_type == "client_credentials":
             credentials = client_credentials(request, client_id, client_secret)
@@ -94,17 +101,22 @@ async def token(
             return oauth_error("unsupported_grant_type", f"Unsupported grant_type {grant_type!r}.")
     except DomainError as error:
         return oauth_error_from(error)
-    return token_json(result)
+    # A refresh implicitly asks for the scope first granted (RFC 6749 section 6), so its answer
+    # always says what the new token holds.
+    return token_json(result, scope_requested=bool(scope) or grant_type == "refresh_token")
 
 
 @router.post("/revoke", response_class=Response, responses=OAUTH_ERRORS)
 async def revoke(
+    request: Request,
     service: AuthServiceDep,
     client: ClientInfoDep,
     token: FormField = None,
     token_type_hint: FormField = None,
 ) -> Response:
     """RFC 7009: 200 whether or not the token was known. A refresh token ends its session."""
+    if repeated := await repeated_parameter_error(request):
+        return repeated
     if not token:
         return oauth_error("invalid_request", "`token` is required.")
     await service.revoke(token=token, token_type_hint=token_type_hint, client=client)
@@ -126,6 +138,8 @@ async def introspect(
     Only service clients holding the `introspect` scope may ask (401 without valid client
     credentials, 403 without the scope). Anything not currently valid is `{"active": false}`.
     """
+    if repeated := await repeated_parameter_error(request):
+        return repeated
     try:
         credentials = client_credentials(request, client_id, client_secret)
         if not token:
