@@ -49,10 +49,13 @@ def serve(
     """Run the HTTP service with uvicorn."""
     import uvicorn
 
+    from app.http_server import BoundedHeadersProtocol
+
     settings = _settings()
     uvicorn.run(
         "app.main:create_app",
         factory=True,
+        http=BoundedHeadersProtocol,  # httptools, with AUTH_MAX_HEADER_BYTES enforced
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level,

@@ -210,6 +210,13 @@ class Settings(BaseSettings):
     # Larger request bodies are refused with 413 before they are read.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
+    # --- protocol surface ---
+    # A request line plus headers longer than this is refused with 431 while it arrives (the
+    # HTTP server's own parser would buffer a header of any size).
+    max_header_bytes: int = Field(default=16 * 1024, ge=4096, le=1024 * 1024)
+    # Serve /docs, /redoc and /openapi.json. Default: in development only.
+    docs_enabled: bool | None = None
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -217,6 +224,12 @@ class Settings(BaseSettings):
     @property
     def should_auto_migrate(self) -> bool:
         return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    @property
+    def should_serve_docs(self) -> bool:
+        if self.docs_enabled is None:
+            return self.environment is Environment.development
+        return self.docs_enabled
 
     @property
     def has_configured_signing_key(self) -> bool:

@@ -10,6 +10,7 @@ import anyio
 import httpx
 from fastapi import FastAPI
 
+from app.api.docs import install_docs, openapi_url
 from app.api.hardening import install_hardening
 from app.api.problems import install_problem_handlers
 from app.api.routes import (
@@ -78,11 +79,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Users, OAuth2 tokens, JWKS, introspection and RBAC for your services.",
         lifespan=lifespan,
+        openapi_url=openapi_url(settings),
+        # Served by install_docs from packaged assets, not FastAPI's CDN-loading pages.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
     install_problem_handlers(app)
     install_hardening(app, settings)
     install_observability(app, settings)
+    install_docs(app, settings)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(account_recovery.router)

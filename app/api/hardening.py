@@ -13,19 +13,20 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.client_ip import parse_networks
+from app.api.docs import DOCS_PAGES
 from app.api.problems import PROBLEM_JSON, TYPE_PREFIX
 from app.config import Settings
 
 # Nothing this API returns is a document to render: no scripts, frames, or fetches at all.
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
-# Swagger UI and ReDoc load their bundles from jsDelivr and start them with inline scripts
-# (FastAPI's default pages); ReDoc adds Google Fonts and a blob: web worker.
+# Swagger UI and ReDoc load their bundles from this service (app.api.docs) and start them with
+# inline scripts; ReDoc inlines its styles and runs a blob: web worker. Nothing from elsewhere.
 DOCS_CSP = (
     "default-src 'none'; "
-    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src https://fonts.gstatic.com; "
-    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
+    "script-src 'self' 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; "
+    "font-src 'self' data:; "
+    "img-src 'self' data:; "
     "connect-src 'self'; "
     "worker-src 'self' blob:; "
     "frame-ancestors 'none'"
@@ -34,6 +35,9 @@ HSTS = "max-age=63072000; includeSubDomains"
 
 CORS_HEADERS = ("Authorization", "Content-Type", "X-Request-ID")
 CORS_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+# Response headers a browser frontend must read: when to retry, why a token was refused, and
+# the id to quote in a report.
+CORS_EXPOSED_HEADERS = ("Retry-After", "WWW-Authenticate", "X-Request-ID")
 
 
 class SecurityHeadersMiddleware:
@@ -173,12 +177,10 @@ def install_hardening(app: FastAPI, settings: Settings) -> None:
             allow_credentials=True,
             allow_methods=CORS_METHODS,
             allow_headers=CORS_HEADERS,
-            expose_headers=("X-Request-ID",),
+            expose_headers=CORS_EXPOSED_HEADERS,
         )
 
-    docs_paths = [
-        path for path in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if path
-    ]
+    docs_paths = DOCS_PAGES if settings.should_serve_docs else ()
     hsts = urlsplit(settings.public_url).scheme == "https"
     build_stack = app.build_middleware_stack
 

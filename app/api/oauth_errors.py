@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from app.services.client_auth import InvalidClient, UnauthorizedClient
@@ -26,8 +29,10 @@ def oauth_error(
 def oauth_error_from(error: DomainError) -> JSONResponse:
     """The OAuth form of a domain error raised while handling a grant."""
     if isinstance(error, RateLimited):
+        # RFC 6749 section 4.1.2.1's code for "try again later" (`slow_down` is the device
+        # flow's polling code, RFC 8628); the 429 and Retry-After say how long to wait.
         return oauth_error(
-            "slow_down",
+            "temporarily_unavailable",
             error.detail,
             status=429,
             headers={"Retry-After": str(error.retry_after_seconds)},
@@ -49,3 +54,22 @@ def oauth_error_from(error: DomainError) -> JSONResponse:
     if isinstance(error, InvalidCredentials | InvalidGrant):
         return oauth_error("invalid_grant", error.detail)
     return oauth_error("invalid_request", error.detail)
+
+
+async def repeated_parameter_error(request: Request) -> JSONResponse | None:
+    """400 `invalid_request` when a parameter of the endpoint occurs more than once (RFC 6749
+    section 3.2: parameters MUST NOT be repeated), so `username=a&username=b` is never
+    half-read. Parameters the endpoint does not define are ignored, repeated or not, as
+    section 3.2 requires of unrecognised ones."""
+    form = await request.form()  # parsed once: FastAPI has already read it for the route
+    counts = Counter(key for key, _ in form.multi_items() if key in _form_fields(request))
+    repeated = next((key for key, count in counts.items() if count > 1), None)
+    if repeated is None:
+        return None
+    return oauth_error("invalid_request", f"The parameter `{repeated}` is repeated; send it once.")
+
+
+def _form_fields(request: Request) -> frozenset[str]:
+    """The form parameters the matched route declares (its `Form()` fields)."""
+    route = request.scope["route"]
+    return frozenset(field.alias for field in route.dependant.body_params)

@@ -15,6 +15,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api.challenges import bearer_challenge
+from app.api.method_not_allowed import allowed_methods
 from app.db_faults import is_connection_lost
 from app.observability.request_id import REQUEST_ID_HEADER
 from app.repositories.base import InvalidCursor
@@ -89,8 +91,9 @@ async def _domain_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, DomainError)
     status, slug = _status_for(error)
     headers = _retry_after(error)
-    if status == HTTPStatus.UNAUTHORIZED:
-        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
+    challenge = bearer_challenge(request, error, status)
+    if challenge:
+        headers = {**(headers or {}), "WWW-Authenticate": challenge}
     return problem_response(status, error.detail, type_=TYPE_PREFIX + slug, headers=headers)
 
 
@@ -145,7 +148,10 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     detail = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
-    return problem_response(error.status_code, detail, headers=error.headers)
+    headers = error.headers
+    if error.status_code == HTTPStatus.METHOD_NOT_ALLOWED and (allowed := allowed_methods(request)):
+        headers = {**(headers or {}), "Allow": allowed}
+    return problem_response(error.status_code, detail, headers=headers)
 
 
 async def _invalid_cursor(request: Request, error: Exception) -> JSONResponse:

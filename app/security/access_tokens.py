@@ -27,6 +27,8 @@ _ACCEPTED_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
 REQUIRED_CLAIMS: Final = ("exp", "iat", "iss", "aud", "sub")
 # Claims only the codec sets: a caller passing them has a bug.
 _CODEC_CLAIMS: Final = frozenset({"iss", "aud", "iat", "exp"})
+# Claims listing what the subject holds, left out of a token when they list nothing.
+_OMITTED_WHEN_EMPTY: Final = frozenset({"scope", "roles"})
 # Our tokens are well under 2 KiB; refusing big ones early bounds the parsing work an
 # anonymous caller can cause.
 MAX_TOKEN_LENGTH: Final = 8192
@@ -125,7 +127,9 @@ class AccessTokenCodec:
 
         The codec sets `iss`, `aud`, `iat` and `exp` (passing them is a `ValueError`) and a
         random `jti` unless `claims` has one. `audiences` adds resource servers to `aud`
-        beside this service's own audience.
+        beside this service's own audience. An empty `scope` or `roles` is left out: RFC 9068
+        validators (Authlib's among them) reject `"scope": ""` and `"roles": []`, which would
+        make the token of a user holding neither useless; absent means none.
         """
         reserved = _CODEC_CLAIMS.intersection(claims)
         if reserved:
@@ -136,7 +140,11 @@ class AccessTokenCodec:
         issued_at = int(self._clock())
         payload = {
             "jti": str(uuid.uuid4()),
-            **claims,
+            **{
+                name: value
+                for name, value in claims.items()
+                if value or name not in _OMITTED_WHEN_EMPTY
+            },
             "iss": self.issuer,
             "aud": [self.audience, *audiences] if audiences else self.audience,
             "iat": issued_at,

@@ -60,6 +60,7 @@ OPERATOR = Actor(id=None, is_superuser=True, permissions=frozenset())
 class MissingPermission(PermissionDenied):
     def __init__(self, missing: Collection[str]) -> None:
         super().__init__(f"This requires the permission {_listing(missing)}.")
+        self.missing = tuple(sorted(missing))
 
 
 class CannotGrant(PermissionDenied):

@@ -131,8 +131,13 @@ class ClientAuthenticator:
         service client must prove who it is, and an unknown id is nobody. A request naming
         no client is the default first-party client, as the operator's frontends send.
         """
-        if claimed.credentials is not None:
-            authenticated = await self.authenticate(claimed.credentials, client)
+        credentials = claimed.credentials
+        if credentials is not None:
+            if not credentials.client_secret and credentials.client_id in settings.public_clients:
+                # A public client has no secret to present; some clients (Swagger UI's
+                # Authorize) still send HTTP Basic with an empty one.
+                return IdentifiedClient(credentials.client_id, is_public=True)
+            authenticated = await self.authenticate(credentials, client)
             return IdentifiedClient(authenticated.client_id, is_public=False)
         if claimed.client_id is None:
             return IdentifiedClient(settings.first_party_client_id, is_public=True)

@@ -225,7 +225,7 @@ async def test_guessing_secrets_is_throttled_per_ip(
     throttled = await grant(client, basic(client_id, secret))
 
     assert throttled.status_code == 429
-    assert throttled.json()["error"] == "slow_down"
+    assert throttled.json()["error"] == "temporarily_unavailable"
     assert int(throttled.headers["retry-after"]) > 0
 
 

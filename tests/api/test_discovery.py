@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 import httpx
 import pytest
+from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 
 from app.config import Settings
 
@@ -47,7 +51,7 @@ async def test_openid_configuration_names_this_issuer_and_its_endpoints(
         "client_secret_basic",
         "client_secret_post",
     }
-    assert {"openid", "users:read", "introspect"} <= set(metadata["scopes_supported"])
+    assert {"users:read", "introspect"} <= set(metadata["scopes_supported"])
 
 
 async def test_every_advertised_endpoint_and_grant_is_served(
@@ -77,3 +81,45 @@ async def test_swagger_ui_authorize_points_at_the_token_endpoint(
 
     flows = schema["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]
     assert flows["password"]["tokenUrl"] == "/auth/token"
+
+
+async def test_rfc8414_metadata_is_the_same_document_as_openid_configuration(
+    client: httpx.AsyncClient,
+) -> None:
+    oauth = await client.get("/.well-known/oauth-authorization-server")
+    openid = await client.get("/.well-known/openid-configuration")
+
+    assert oauth.status_code == 200
+    assert oauth.json() == openid.json()
+    assert oauth.headers["cache-control"] == openid.headers["cache-control"]
+
+
+async def test_discovery_claims_no_id_tokens(client: httpx.AsyncClient) -> None:
+    metadata = (await client.get("/.well-known/oauth-authorization-server")).json()
+
+    assert "openid" not in metadata["scopes_supported"]
+    assert "id_token_signing_alg_values_supported" not in metadata
+    assert "userinfo_endpoint" not in metadata
+    assert "authorization_endpoint" not in metadata
+    assert metadata["response_types_supported"] == []  # no authorization endpoint yet
+
+
+class TestServedOverHttps:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, object]:
+        return {"issuer": "https://auth.example.com", "public_url": "https://auth.example.com"}
+
+    async def test_metadata_passes_authlibs_rfc8414_checks(self, client: httpx.AsyncClient) -> None:
+        document: dict[str, Any] = (
+            await client.get("/.well-known/oauth-authorization-server")
+        ).json()
+        metadata = AuthorizationServerMetadata(document)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for key in AuthorizationServerMetadata.REGISTRY_KEYS:
+                # RFC 8414 requires the member; Authlib also refuses an empty list, which is
+                # the honest answer of a server without an authorization endpoint.
+                if key != "response_types_supported":
+                    getattr(metadata, f"validate_{key}")()
+        assert metadata["issuer"] == "https://auth.example.com"

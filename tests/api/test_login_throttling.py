@@ -39,7 +39,7 @@ async def test_account_is_locked_after_too_many_failures(client: httpx.AsyncClie
     response = await password_grant(client, "ada@example.com")  # even the right password
 
     assert response.status_code == 429
-    assert response.json()["error"] == "slow_down"
+    assert response.json()["error"] == "temporarily_unavailable"
     assert 0 < int(response.headers["retry-after"]) <= 15 * 60
 
 

@@ -44,7 +44,7 @@ def wrong_credentials(client_id: str, secret: str) -> list[dict[str, Any]]:
     return [
         {"headers": basic(client_id, secret + "x")},
         {"headers": basic("no-such-client", secret)},
-        {"headers": basic("authsvc-web", "")},  # a public client has no secret to present
+        {"headers": basic("authsvc-web", "a-secret")},  # a public client has none to present
         {"data": {"client_id": client_id, "client_secret": "wrong"}},
     ]
 

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,11 +53,22 @@ def free_port() -> int:
         return port
 
 
-def start_server(database_url: str, keys_dir: Path, grace_seconds: int, log: Path) -> Server:
+def start_server(
+    database_url: str,
+    keys_dir: Path,
+    grace_seconds: int,
+    log: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    start_timeout: float = 30,
+) -> Server:
+    """`authsvc serve` on a free port, answering `/health/live`; `env` adds settings."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {name: value for name, value in os.environ.items() if not name.startswith("AUTH_")}
-    env |= {
+    environment = {
+        name: value for name, value in os.environ.items() if not name.startswith("AUTH_")
+    }
+    environment |= {
         "AUTH_DATABASE_URL": database_url,
         "AUTH_AUTO_MIGRATE": "false",
         "AUTH_ENVIRONMENT": "development",
@@ -68,15 +79,16 @@ def start_server(database_url: str, keys_dir: Path, grace_seconds: int, log: Pat
         "AUTH_PUBLIC_URL": url,
         "AUTH_LOG_LEVEL": "warning",
         "AUTH_SHUTDOWN_GRACE_SECONDS": str(grace_seconds),
+        **(env or {}),
     }
     with log.open("wb") as output:
         process = subprocess.Popen(
             [AUTHSVC, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
+            env=environment,
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + start_timeout
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:

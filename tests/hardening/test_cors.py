@@ -49,6 +49,18 @@ class TestConfigured:
         assert response.headers["access-control-allow-origin"] == FRONTEND
         assert "x-request-id" in response.headers["access-control-expose-headers"].lower()
 
+    async def test_a_frontend_may_read_the_challenge_and_the_retry_hint(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        response = await client.get("/users/me", headers={"Origin": FRONTEND})
+
+        assert response.status_code == 401
+        exposed = {
+            header.strip().lower()
+            for header in response.headers["access-control-expose-headers"].split(",")
+        }
+        assert {"retry-after", "www-authenticate", "x-request-id"} <= exposed
+
     async def test_simple_request_from_another_origin_gets_no_cors_headers(
         self, client: httpx.AsyncClient
     ) -> None:

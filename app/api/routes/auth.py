@@ -16,7 +16,12 @@ from app.api.deps import (
     PrincipalDep,
     RevocationServiceDep,
 )
-from app.api.oauth_errors import NO_STORE, oauth_error, oauth_error_from
+from app.api.oauth_errors import (
+    NO_STORE,
+    oauth_error,
+    oauth_error_from,
+    repeated_parameter_error,
+)
 from app.api.problem_docs import problem_responses
 from app.api.token_response import token_json
 from app.schemas.tokens import IntrospectionBody, OAuthErrorBody, TokenResponseBody
@@ -76,6 +81,8 @@ async def token(
     (`client_secret_basic`) or with `client_id` and `client_secret` in the form
     (`client_secret_post`). Credentials that are presented must be right (401).
     """
+    if repeated := await repeated_parameter_error(request):
+        return repeated
     try:
         if grant_type == "client_credentials":
             credentials = client_credentials(request, client_id, client_secret)
@@ -106,7 +113,9 @@ async def token(
             return oauth_error("unsupported_grant_type", f"Unsupported grant_type {grant_type!r}.")
     except DomainError as error:
         return oauth_error_from(error)
-    return token_json(result)
+    # A refresh implicitly asks for the scope first granted (RFC 6749 section 6), so its answer
+    # always says what the new token holds.
+    return token_json(result, scope_requested=bool(scope) or grant_type == "refresh_token")
 
 
 @router.post("/revoke", response_class=Response, responses=OAUTH_ERRORS)
@@ -123,6 +132,8 @@ async def revoke(
     only its own tokens: a refresh token or a user's access token ends its session; a
     service client's access token is refused from then on. Client credentials, when
     presented, must be right (401); without any, the caller is the first-party client."""
+    if repeated := await repeated_parameter_error(request):
+        return repeated
     if not token:
         return oauth_error("invalid_request", "`token` is required.")
     try:
@@ -152,6 +163,8 @@ async def introspect(
     Only service clients holding the `introspect` scope may ask (401 without valid client
     credentials, 403 without the scope). Anything not currently valid is `{"active": false}`.
     """
+    if repeated := await repeated_parameter_error(request):
+        return repeated
     try:
         credentials = client_credentials(request, client_id, client_secret)
         if not token:

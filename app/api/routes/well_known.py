@@ -18,6 +18,8 @@ router = APIRouter(prefix="/.well-known", tags=["discovery"])
 # rotation beyond what the previous key's publication period already covers.
 PUBLIC_CACHE = {"Cache-Control": "public, max-age=300"}
 CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
+# Accepted in a request, but what they ask for (an ID token) is not served yet.
+NOT_SERVED_SCOPES = frozenset({"openid"})
 
 
 @router.get("/jwks.json")
@@ -27,8 +29,12 @@ async def jwks(codec: CodecDep) -> JSONResponse:
 
 
 @router.get("/openid-configuration")
-async def openid_configuration(settings: SettingsDep, codec: CodecDep) -> JSONResponse:
-    """Provider metadata (OpenID Connect Discovery / RFC 8414): only what is implemented."""
+@router.get("/oauth-authorization-server")
+async def authorization_server_metadata(settings: SettingsDep, codec: CodecDep) -> JSONResponse:
+    """Authorization server metadata (RFC 8414), also served as the OpenID Connect discovery
+    document: only what is implemented. No ID tokens are issued yet, so neither `openid` nor
+    ID token algorithms are advertised; there is no authorization endpoint, so no response
+    type either."""
     base = settings.public_url.rstrip("/")
     metadata: dict[str, Any] = {
         "issuer": settings.issuer,
@@ -44,9 +50,10 @@ async def openid_configuration(settings: SettingsDep, codec: CodecDep) -> JSONRe
         # authenticate.
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS[1:],
-        "id_token_signing_alg_values_supported": [],
         "access_token_signing_alg_values_supported": codec.algorithms,
-        "scopes_supported": sorted({*BASIC_SCOPES, *BUILTIN_PERMISSIONS, *SERVICE_SCOPES}),
+        "scopes_supported": sorted(
+            {*BASIC_SCOPES, *BUILTIN_PERMISSIONS, *SERVICE_SCOPES} - NOT_SERVED_SCOPES
+        ),
         "subject_types_supported": ["public"],
     }
     return JSONResponse(metadata, headers=PUBLIC_CACHE)

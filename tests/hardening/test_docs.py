@@ -1,0 +1,110 @@
+"""API docs: Swagger UI and ReDoc work on a network without internet (their assets come from
+the service), and production turns them and the schema off."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import httpx
+import pytest
+
+from app.config import Settings
+from tests.flows import PASSWORD, bearer, register
+from tests.hardening.test_production_settings import production
+
+# Every URL an HTML page makes the browser load: src=, href=, spec-url= and Swagger UI's `url:`.
+_REFERENCES = re.compile(r"""(?:src|href|spec-url)=["']([^"']+)["']|\burl:\s*'([^']+)'""")
+_ASSET_TYPES = {".js": "javascript", ".css": "text/css", ".png": "image/png"}
+
+
+def references(html: str) -> list[str]:
+    return [first or second for first, second in _REFERENCES.findall(html)]
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_docs_pages_load_nothing_from_another_host(
+    client: httpx.AsyncClient, page: str
+) -> None:
+    response = await client.get(page)
+
+    assert response.status_code == 200
+    links = references(response.text)
+    assert any(link.endswith(".js") for link in links), links
+    for link in links:
+        assert link.startswith("/"), link
+        assert not link.startswith("//"), link  # a scheme-relative URL is another host
+    assert "http://" not in response.text
+    assert "https://" not in response.text
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_every_asset_a_docs_page_references_is_served(
+    client: httpx.AsyncClient, page: str
+) -> None:
+    html = (await client.get(page)).text
+
+    for link in references(html):
+        asset = await client.get(link)
+        assert asset.status_code == 200, link
+        suffix = link[link.rfind(".") :]
+        if suffix in _ASSET_TYPES:
+            assert _ASSET_TYPES[suffix] in asset.headers["content-type"], link
+            assert len(asset.content) > 1000, link  # the real bundle, not a stub
+
+
+async def test_swagger_ui_authorize_signs_in_as_the_first_party_client(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """The dialog is prefilled with the first-party client id, and the request Swagger UI 5
+    then sends by default (client credentials in an Authorization header, no secret, an empty
+    `scope`) signs in."""
+    page = (await client.get("/docs")).text
+    assert f'initOAuth({{"clientId": "{settings.first_party_client_id}"}})' in page
+    assert (await client.get("/docs/oauth2-redirect")).status_code == 200
+    await register(client, "ada@example.com")
+    dialog_client = base64.b64encode(f"{settings.first_party_client_id}:".encode()).decode()
+
+    response = await client.post(
+        "/auth/token",
+        data={
+            "grant_type": "password",
+            "scope": "",
+            "username": "ada@example.com",
+            "password": PASSWORD,
+        },
+        headers={"Authorization": f"Basic {dialog_client}"},
+    )
+
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    assert (await client.get("/users/me", headers=bearer(token))).status_code == 200
+
+
+class TestDocsOff:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, object]:
+        return {"docs_enabled": False}
+
+    @pytest.mark.parametrize(
+        "path",
+        [
+            "/docs",
+            "/redoc",
+            "/openapi.json",
+            "/docs/oauth2-redirect",
+            "/docs/assets/swagger-ui-bundle.js",
+        ],
+    )
+    async def test_docs_and_schema_are_not_served(
+        self, client: httpx.AsyncClient, path: str
+    ) -> None:
+        response = await client.get(path)
+
+        assert response.status_code == 404
+
+
+def test_docs_are_on_in_development_and_off_in_production_by_default() -> None:
+    assert Settings(_env_file=None).should_serve_docs  # type: ignore[call-arg]
+    assert not production().should_serve_docs
+    assert production(docs_enabled=True).should_serve_docs
