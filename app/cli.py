@@ -123,7 +123,7 @@ cli.add_typer(keys_cli)
 
 
 # Spelled out here, not imported, so the CLI starts without loading the crypto modules;
-# mypy checks it against app.security.keys.Algorithm where the two meet.
+# mypy checks it against app.security.keys.signing_key.Algorithm where the two meet.
 KeyAlgorithm = Literal["RS256", "ES256", "EdDSA"]
 ALGORITHM_OPTION = typer.Option(None, "--algorithm", help="Default: AUTH_JWT_ALGORITHM.")
 # Rotation keeps the old key published this long beyond the token lifetime (clock skew).
@@ -151,7 +151,8 @@ def keys_generate(
     ),
 ) -> None:
     """Create the key ring with one signing key and print its kid."""
-    from app.security.keys import KeyConfigurationError, KeyDirectory, KeyRingExistsError
+    from app.security.keys.directory import KeyDirectory
+    from app.security.keys.errors import KeyConfigurationError, KeyRingExistsError
 
     settings = _settings()
     directory = KeyDirectory(settings.keys_dir)
@@ -174,7 +175,8 @@ def keys_generate(
 @keys_cli.command("rotate")
 def keys_rotate(algorithm: KeyAlgorithm | None = ALGORITHM_OPTION) -> None:
     """Sign with a new key; the old one stays published until its tokens have expired."""
-    from app.security.keys import KeyConfigurationError, KeyDirectory
+    from app.security.keys.directory import KeyDirectory
+    from app.security.keys.errors import KeyConfigurationError
 
     settings = _settings()
     directory = KeyDirectory(settings.keys_dir)
@@ -201,7 +203,8 @@ def keys_rotate(algorithm: KeyAlgorithm | None = ALGORITHM_OPTION) -> None:
 @keys_cli.command("list")
 def keys_list() -> None:
     """Print every published key: kid, algorithm, and whether it signs or is retired."""
-    from app.security.keys import KeyConfigurationError, KeyDirectory
+    from app.security.keys.directory import KeyDirectory
+    from app.security.keys.errors import KeyConfigurationError
 
     settings = _settings()
     directory = KeyDirectory(settings.keys_dir)

@@ -19,7 +19,8 @@ import jwt
 from jwt.types import Options
 
 from app.config import Settings
-from app.security.keys import KeyRing, KeyRingProvider
+from app.security.keys.provider import KeyRingProvider
+from app.security.keys.ring import KeyRing
 
 TOKEN_TYPE: Final = "at+jwt"
 # RFC 9068 section 4: `typ` is "at+jwt" or its full media type, compared case-insensitively.

@@ -23,7 +23,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from app.config import Settings
-from app.security.keys import KeyConfigurationError
+from app.security.keys.errors import KeyConfigurationError
 
 logger = logging.getLogger(__name__)
 

@@ -98,7 +98,7 @@ async def test_token_signed_by_a_foreign_key_with_our_kid_is_rejected(
 async def test_expired_or_foreign_claims_are_rejected_even_if_well_signed(
     client: httpx.AsyncClient, settings: Settings, change: dict[str, Any]
 ) -> None:
-    from app.security.keys import load_key_ring
+    from app.security.keys.loading import load_key_ring
 
     tokens = await register_and_sign_in(client)
     ring = load_key_ring(settings)
@@ -111,7 +111,7 @@ async def test_expired_or_foreign_claims_are_rejected_even_if_well_signed(
 
 
 async def test_unknown_kid_is_rejected(client: httpx.AsyncClient, settings: Settings) -> None:
-    from app.security.keys import load_key_ring
+    from app.security.keys.loading import load_key_ring
 
     tokens = await register_and_sign_in(client)
     ring = load_key_ring(settings)

@@ -12,7 +12,8 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.security.access_tokens import AccessTokenCodec
-from app.security.keys import KeyRing, SigningKey
+from app.security.keys.ring import KeyRing
+from app.security.keys.signing_key import SigningKey
 from tests.admins import register_client
 from tests.flows import PASSWORD, basic, bearer, introspect, refresh, register_and_sign_in
 

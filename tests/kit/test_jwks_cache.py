@@ -13,7 +13,7 @@ import jwt
 import pytest
 
 from app.config import Settings
-from app.security.keys import KeyDirectory
+from app.security.keys.directory import KeyDirectory
 from authsvc_kit import InvalidToken
 from tests.flows import register, sign_in
 from tests.kit.conftest import CountingTransport, ManualClock, verifier_for

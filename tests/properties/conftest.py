@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from app.security.access_tokens import AccessTokenCodec
-from app.security.keys import SUPPORTED_ALGORITHMS, KeyRing, SigningKey
+from app.security.keys.ring import KeyRing
+from app.security.keys.signing_key import SUPPORTED_ALGORITHMS, SigningKey
 from authsvc_kit import JWKSCache, TokenVerifier
 from tests.properties.tokens import AUDIENCE, ISSUER, JWKS_URL, TTL, Service
 

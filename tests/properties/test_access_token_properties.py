@@ -12,7 +12,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from app.security.access_tokens import AccessTokenCodec, InvalidAccessToken
-from app.security.keys import Algorithm
+from app.security.keys.signing_key import Algorithm
 from tests.properties.strategies import (
     PROPERTY_SETTINGS,
     access_claims,

@@ -12,7 +12,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from app.security.access_tokens import InvalidAccessToken
-from app.security.keys import Algorithm
+from app.security.keys.signing_key import Algorithm
 from authsvc_kit import InvalidToken, TokenVerifier
 from tests.properties.strategies import PROPERTY_SETTINGS, access_claims, unicode_text
 from tests.properties.tokens import (

@@ -16,7 +16,7 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from app.security.access_tokens import AccessTokenCodec
-from app.security.keys import SUPPORTED_ALGORITHMS, Algorithm, SigningKey
+from app.security.keys.signing_key import SUPPORTED_ALGORITHMS, Algorithm, SigningKey
 from tests.properties.strategies import (
     access_claims,
     json_values,

@@ -22,14 +22,10 @@ from app.security.access_tokens import (
     InvalidAccessToken,
     build_access_token_codec,
 )
-from app.security.keys import (
-    SUPPORTED_ALGORITHMS,
-    Algorithm,
-    KeyDirectory,
-    KeyRing,
-    KeyRingProvider,
-    SigningKey,
-)
+from app.security.keys.directory import KeyDirectory
+from app.security.keys.provider import KeyRingProvider
+from app.security.keys.ring import KeyRing
+from app.security.keys.signing_key import SUPPORTED_ALGORITHMS, Algorithm, SigningKey
 
 ISSUER = "https://auth.example"
 AUDIENCE = "authsvc"

@@ -18,7 +18,7 @@ from app.security.audit_hmac import (
     create_audit_key_file,
     load_audit_key,
 )
-from app.security.keys import KeyConfigurationError
+from app.security.keys.errors import KeyConfigurationError
 from tests.test_cli import run_cli
 
 PG_URL = "postgresql+asyncpg://authsvc@db.invalid:5432/authsvc"

@@ -16,19 +16,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from app.config import Settings
-from app.security.keys import (
+from app.security.keys.directory import KeyDirectory
+from app.security.keys.errors import KeyConfigurationError, KeyRingExistsError, KeyRingNotFoundError
+from app.security.keys.loading import load_key_ring
+from app.security.keys.provider import KeyRingProvider
+from app.security.keys.ring import KeyRing
+from app.security.keys.signing_key import (
     SUPPORTED_ALGORITHMS,
     Algorithm,
-    KeyConfigurationError,
-    KeyDirectory,
-    KeyRing,
-    KeyRingExistsError,
-    KeyRingNotFoundError,
-    KeyRingProvider,
     PrivateKey,
     SigningKey,
     jwk_thumbprint,
-    load_key_ring,
 )
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
@@ -472,7 +470,7 @@ def test_ring_on_disk_decides_the_algorithm_and_a_mismatch_is_logged(
 ) -> None:
     KeyDirectory(tmp_path).generate("EdDSA")
 
-    with caplog.at_level(logging.WARNING, logger="app.security.keys"):
+    with caplog.at_level(logging.WARNING, logger="app.security.keys.loading"):
         ring = load_key_ring(make_settings(keys_dir=tmp_path, jwt_algorithm="ES256"))
 
     assert ring.signing_key.algorithm == "EdDSA"
@@ -528,7 +526,7 @@ def test_provider_keeps_the_ring_when_a_reload_fails(
 
     KeyDirectory(tmp_path).manifest_path.write_text("{broken")
     monotonic.value += 5
-    with caplog.at_level(logging.ERROR, logger="app.security.keys"):
+    with caplog.at_level(logging.ERROR, logger="app.security.keys.provider"):
         ring = provider.current()
 
     assert ring.signing_key.kid == kid

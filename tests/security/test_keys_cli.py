@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.security.keys import KeyDirectory
+from app.security.keys.directory import KeyDirectory
 
 AUTHSVC = str(Path(sys.executable).parent / "authsvc")
 
