@@ -6,7 +6,8 @@
 #   docker run --rm -p 8000:8000 -e AUTH_DATABASE_URL=postgresql+asyncpg://... authsvc
 #
 # Two stages: `builder` resolves the locked dependencies with uv into /app/.venv and installs
-# the project (editable, so the app finds alembic.ini and migrations/ next to its package);
+# the project and the consumer kit it verifies tokens with (editable, so the app finds
+# alembic.ini and migrations/ next to its package);
 # `runtime` is a clean slim image that only receives /app. The source tree and the virtualenv
 # are owned by root and read-only for the service user; only /app/var (SQLite file, generated
 # development keys) is writable.
@@ -31,12 +32,16 @@ RUN pip install --no-cache-dir "uv==${UV_VERSION}"
 WORKDIR /app
 
 # Dependencies first: this layer is rebuilt only when the lock changes, not on every code edit.
+# The consumer kit (kit/, distribution `authsvc-kit`) is a workspace member the service depends
+# on: its metadata belongs to this layer, its code to the next.
 COPY pyproject.toml uv.lock README.md ./
+COPY kit/pyproject.toml kit/README.md ./kit/
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-install-project
+    uv sync --frozen --no-dev --no-install-workspace
 
 COPY alembic.ini ./
 COPY migrations ./migrations
+COPY kit/src ./kit/src
 COPY app ./app
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev

@@ -3,91 +3,37 @@ algorithms.
 
 `decode` runs on every authenticated request. It picks the key by `kid` from the header and
 hands PyJWT that key's prepared object with that key's algorithm as the only allowed one, so
-the cost stays one signature check plus PyJWT's own parsing.
+the cost stays one signature check plus PyJWT's own parsing. The checks themselves (size, header,
+`typ`, required claims, reasons) are the consumer kit's `authsvc_kit.rules`, so the service and
+its resource servers refuse exactly the same tokens.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import jwt
-from jwt.types import Options
 
 from app.config import Settings
 from app.security.keys.provider import KeyRingProvider
 from app.security.keys.ring import KeyRing
+from authsvc_kit import rules
+from authsvc_kit.errors import InvalidToken
+from authsvc_kit.rules import REQUIRED_CLAIMS, TOKEN_TYPE
 
-TOKEN_TYPE: Final = "at+jwt"
-# RFC 9068 section 4: `typ` is "at+jwt" or its full media type, compared case-insensitively.
-_ACCEPTED_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
-REQUIRED_CLAIMS: Final = ("exp", "iat", "iss", "aud", "sub")
+# The service refuses a token with the consumer kit's error: one class, one vocabulary of
+# reasons (`malformed`, `missing_kid`, `unknown_kid`, `algorithm_not_allowed`,
+# `bad_signature`, `expired`, `not_yet_valid`, `missing_claim`, `wrong_issuer`,
+# `wrong_audience`, `wrong_type`, `invalid_claim`) for the service and its resource servers.
+InvalidAccessToken = InvalidToken
+
 # Claims only the codec sets: a caller passing them has a bug.
 _CODEC_CLAIMS: Final = frozenset({"iss", "aud", "iat", "exp"})
 # Claims listing what the subject holds, left out of a token when they list nothing.
 _OMITTED_WHEN_EMPTY: Final = frozenset({"scope", "roles"})
-# Our tokens are well under 2 KiB; refusing big ones early bounds the parsing work an
-# anonymous caller can cause.
-MAX_TOKEN_LENGTH: Final = 8192
-
-# PyJWT's exceptions, most specific first, mapped to `InvalidAccessToken.reason`.
-_REASONS: Final[tuple[tuple[type[jwt.PyJWTError], str], ...]] = (
-    (jwt.ExpiredSignatureError, "expired"),
-    (jwt.ImmatureSignatureError, "not_yet_valid"),
-    (jwt.InvalidSignatureError, "bad_signature"),
-    (jwt.InvalidAlgorithmError, "algorithm_not_allowed"),
-    (jwt.MissingRequiredClaimError, "missing_claim"),
-    (jwt.InvalidAudienceError, "wrong_audience"),
-    (jwt.InvalidIssuerError, "wrong_issuer"),
-    (jwt.exceptions.InvalidSubjectError, "invalid_claim"),
-    (jwt.exceptions.InvalidJTIError, "invalid_claim"),
-    (jwt.InvalidIssuedAtError, "invalid_claim"),
-)
-
-
-class InvalidAccessToken(Exception):
-    """The token is not a valid access token of this issuer.
-
-    `reason` is short and machine-readable (`malformed`, `missing_kid`, `unknown_kid`,
-    `algorithm_not_allowed`, `bad_signature`, `expired`, `not_yet_valid`, `missing_claim`,
-    `wrong_issuer`, `wrong_audience`, `wrong_type`, `invalid_claim`); it never holds the token.
-    """
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _reason_for(error: jwt.PyJWTError) -> str:
-    for error_type, reason in _REASONS:
-        if isinstance(error, error_type):
-            return reason
-    # DecodeError and the header checks (`kid` type, unsupported `crit`).
-    return "malformed"
-
-
-def _unverified_kid(token: str) -> str:
-    """The header's `kid`, read only to choose the key; PyJWT parses the header again, strictly,
-    and the signature covers it."""
-    segment, dot, _ = token.partition(".")
-    if not dot:
-        raise InvalidAccessToken("malformed")
-    try:
-        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, RecursionError):
-        raise InvalidAccessToken("malformed") from None
-    if not isinstance(header, dict):
-        raise InvalidAccessToken("malformed")
-    kid = header.get("kid")
-    if kid is None:
-        raise InvalidAccessToken("missing_kid")
-    if not isinstance(kid, str):
-        raise InvalidAccessToken("malformed")
-    return kid
 
 
 class AccessTokenCodec:
@@ -112,7 +58,7 @@ class AccessTokenCodec:
         self.ttl_seconds = ttl_seconds
         self.leeway_seconds = leeway_seconds
         self._clock = clock
-        self._options: Options = {"require": list(required_claims)}
+        self._decoder = rules.claims_decoder(required_claims)
 
     @property
     def algorithms(self) -> list[str]:
@@ -165,28 +111,21 @@ class AccessTokenCodec:
         header's `alg` says: `alg: none` and HMAC-with-the-public-key forgeries cannot pass.
         `exp`, `iat`, `iss`, `aud` and `sub` are required; `iss`, `aud` and `typ` must match.
         """
-        # A compact JWT is ASCII; anything else (e.g. a lone surrogate from a JSON body) would
-        # make PyJWT's UTF-8 encoding raise outside its own error handling.
-        if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
-            raise InvalidAccessToken("malformed")
-        key = self.keys.verification_key(_unverified_kid(token))
+        rules.check_size(token)
+        kid = rules.key_id(rules.unverified_header(rules.header_segment(token)))
+        key = self.keys.verification_key(kid)
         if key is None:
             raise InvalidAccessToken("unknown_kid")
-        try:
-            decoded = jwt.decode_complete(
-                token,
-                key.public_key,
-                algorithms=(key.algorithm,),
-                audience=self.audience,
-                issuer=self.issuer,
-                leeway=self.leeway_seconds,
-                options=self._options,
-            )
-        except jwt.PyJWTError as error:
-            raise InvalidAccessToken(_reason_for(error)) from error
-        token_type = decoded["header"].get("typ")
-        if not isinstance(token_type, str) or token_type.lower() not in _ACCEPTED_TYPES:
-            raise InvalidAccessToken("wrong_type")
+        decoded = rules.decode_verified(
+            self._decoder,
+            token,
+            key.public_key,
+            (key.algorithm,),
+            audience=self.audience,
+            issuer=self.issuer,
+            leeway=self.leeway_seconds,
+        )
+        rules.check_type(decoded["header"])
         claims: dict[str, Any] = decoded["payload"]
         return claims
 

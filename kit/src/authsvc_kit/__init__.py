@@ -32,8 +32,10 @@ Without FastAPI::
     claims = await kit.verify(token)  # InvalidToken(reason) if it is not valid
     claims = kit.verifier.verify_cached(token)  # sync, from the cached keys only
 
-The kit depends on PyJWT (with cryptography) and httpx; `authsvc_kit.fastapi` (and
-`AuthsvcKit.authenticated`) also on FastAPI. It never imports the service.
+The distribution `authsvc-kit` depends on PyJWT (with cryptography) and httpx;
+`authsvc_kit.fastapi` (and `AuthsvcKit.authenticated`) also on FastAPI, its `fastapi` extra.
+It never imports the service. `authsvc_kit.rules` holds the checks every verifier of authsvc's
+tokens applies, the service's own included.
 """
 
 from authsvc_kit.claims import Claims
