@@ -326,8 +326,8 @@ def _run_use_case(settings: Settings, use_case: UseCase[T]) -> T:
     from alembic.util import CommandError
     from sqlalchemy.exc import SQLAlchemyError
 
+    from app.errors import DomainError, InvalidInput, Unprocessable
     from app.security.password_policy import WeakPassword
-    from app.services.errors import DomainError, InvalidInput, Unprocessable
 
     try:
         if settings.should_auto_migrate:

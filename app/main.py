@@ -22,6 +22,7 @@ from app.api.routes import (
     admin_users,
     auth,
     health,
+    metrics,
     oauth,
     users_me,
     well_known,
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_observability(app, settings)
     install_docs(app, settings)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(auth.router)
     app.include_router(account_recovery.router)
     app.include_router(oauth.router)

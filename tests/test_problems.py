@@ -10,8 +10,8 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from app.api.problems import install_problem_handlers
+from app.errors import Conflict, NotFound, PermissionDenied, RateLimited
 from app.repositories.base import decode_cursor
-from app.services.errors import Conflict, NotFound, PermissionDenied, RateLimited
 from tests.flows import assert_problem
 
 

@@ -11,10 +11,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from app.errors import InvalidCursor
 from app.models import ActionPurpose, Role, User
 from app.repositories import (
     ActionTokenRepository,
-    InvalidCursor,
     OAuthAccountRepository,
     RefreshTokenRepository,
     RoleRepository,

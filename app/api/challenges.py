@@ -7,9 +7,9 @@ from http import HTTPStatus
 from fastapi import Request
 from fastapi.security.utils import get_authorization_scheme_param
 
+from app.errors import DomainError
 from app.services.authentication import NotAuthenticated
 from app.services.authorization import MissingPermission
-from app.services.errors import DomainError
 
 
 def bearer_challenge(request: Request, error: DomainError, status: HTTPStatus) -> str | None:

@@ -8,8 +8,8 @@ from urllib.parse import unquote_plus
 
 from fastapi import Request
 
+from app.errors import InvalidInput
 from app.services.client_auth import ClaimedClient, ClientCredentials
-from app.services.errors import InvalidInput
 
 
 class AmbiguousClientAuthentication(InvalidInput):

@@ -7,9 +7,9 @@ from collections import Counter
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from app.errors import DomainError, InvalidCredentials, PermissionDenied, RateLimited
 from app.services.client_auth import InvalidClient, UnauthorizedClient
 from app.services.client_grants import InvalidScope
-from app.services.errors import DomainError, InvalidCredentials, PermissionDenied, RateLimited
 from app.services.sessions import InvalidGrant
 
 # Token responses carry credentials: never cache them (RFC 6749 section 5.1).

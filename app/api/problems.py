@@ -18,14 +18,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.api.challenges import bearer_challenge
 from app.api.method_not_allowed import allowed_methods
 from app.db_faults import is_connection_lost
-from app.observability.request_id import REQUEST_ID_HEADER
-from app.repositories.base import InvalidCursor
-from app.security.password_policy import WeakPassword
-from app.services.errors import (
+from app.errors import (
     BadGateway,
     Conflict,
     DomainError,
     InvalidCredentials,
+    InvalidCursor,
     InvalidInput,
     NotFound,
     PermissionDenied,
@@ -33,6 +31,8 @@ from app.services.errors import (
     ServiceUnavailable,
     Unprocessable,
 )
+from app.observability.request_id import REQUEST_ID_HEADER
+from app.security.password_policy import WeakPassword
 from app.services.recent_authentication import ReauthenticationRequired
 from app.services.unit_of_work import is_transaction_conflict
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from app.api.routes import metrics as metrics_routes
 from app.config import Settings
 from app.observability.logging import configure_logging
 from app.observability.metrics import AuthMetrics, current_metrics
@@ -14,7 +13,8 @@ __all__ = ["AuthMetrics", "configure_logging", "current_metrics", "install_obser
 
 
 def install_observability(app: FastAPI, settings: Settings) -> None:
-    """Give `app` request ids, an access log, metrics (`app.state.metrics`, `GET /metrics`).
+    """Give `app` request ids, an access log and metrics (`app.state.metrics`, which the
+    app's `GET /metrics` route serves).
 
     Also configures JSON logging, once per process (the first app built wins; later calls,
     e.g. from tests building many apps, change nothing).
@@ -22,4 +22,3 @@ def install_observability(app: FastAPI, settings: Settings) -> None:
     configure_logging(settings)
     app.state.metrics = AuthMetrics()
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
-    app.include_router(metrics_routes.router)

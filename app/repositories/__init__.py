@@ -2,7 +2,7 @@
 
 from app.repositories.action_tokens import ActionTokenRepository
 from app.repositories.audit_events import AuditEventRepository
-from app.repositories.base import BaseRepository, InvalidCursor, Page, UniqueViolation
+from app.repositories.base import BaseRepository, Page, UniqueViolation
 from app.repositories.oauth_accounts import OAuthAccountRepository
 from app.repositories.oauth_states import OAuthStateRepository
 from app.repositories.revoked_access_tokens import RevokedAccessTokenRepository
@@ -15,7 +15,6 @@ __all__ = [
     "ActionTokenRepository",
     "AuditEventRepository",
     "BaseRepository",
-    "InvalidCursor",
     "OAuthAccountRepository",
     "OAuthStateRepository",
     "Page",

@@ -27,13 +27,10 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import InvalidCursor
 from app.models.base import UUIDPrimaryKey
 
 ModelT = TypeVar("ModelT", bound=UUIDPrimaryKey)
-
-
-class InvalidCursor(ValueError):
-    """A pagination cursor that this service did not issue."""
 
 
 class UniqueViolation(IntegrityError):

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from app.security.opaque_tokens import new_opaque_token, token_digest
 
-if TYPE_CHECKING:
-    from app.models import ServiceClient
+
+class HoldsSecretDigest(Protocol):
+    """Anything that keeps a client secret's digest (a stored service client)."""
+
+    @property
+    def secret_hash(self) -> str: ...
+
 
 # 16 random bytes: unguessable enough that ids cannot be enumerated, short enough to read.
 CLIENT_ID_BYTES = 16
@@ -40,6 +45,6 @@ def secret_matches(digest: str, secret: str) -> bool:
     return hmac.compare_digest(digest.encode(), client_secret_digest(secret).encode())
 
 
-def verify_client_secret(client: ServiceClient, secret: str) -> bool:
+def verify_client_secret(client: HoldsSecretDigest, secret: str) -> bool:
     """Whether `secret` is the client's secret, compared in constant time."""
     return secret_matches(client.secret_hash, secret)

@@ -18,6 +18,7 @@ from importlib import resources
 from typing import Self
 
 from app.config import Settings
+from app.errors import InvalidInput
 from app.security.password_strength import (
     GENERIC_WARNING,
     SUGGESTION,
@@ -25,7 +26,6 @@ from app.security.password_strength import (
     is_encodable,
     words_from,
 )
-from app.services.errors import InvalidInput
 
 # NIST SP 800-63B-4: never below 8, and at least 64 characters must be allowed.
 MIN_LENGTH_FLOOR = 8

@@ -6,6 +6,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import InvalidInput, NotFound, user_conflict
 from app.mail import email_changed_notice, password_changed_notice
 from app.models import ActionPurpose, User, UserSession
 from app.repositories import SessionRepository, UserRepository
@@ -16,7 +17,6 @@ from app.services.action_tokens import ActionTokens
 from app.services.audit import AuditEventType, AuditTrail
 from app.services.client_info import ClientInfo
 from app.services.context import Service, ServiceContext
-from app.services.errors import InvalidInput, NotFound, user_conflict
 from app.services.sessions import SessionManager
 from app.services.sign_in_limits import Account, SignInLimits
 from app.services.unit_of_work import unit_of_work

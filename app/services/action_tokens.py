@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import InvalidInput
 from app.models import ActionPurpose, ActionToken, User
 from app.repositories import ActionTokenRepository, UserRepository
 from app.security.opaque_tokens import new_opaque_token, token_digest
-from app.services.errors import InvalidInput
 
 
 class InvalidActionToken(InvalidInput):

@@ -9,13 +9,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import RateLimited
 from app.models import AuditEvent
 from app.repositories import AuditEventRepository, Page
 from app.services.audit import AuditEventType, AuditTrail
 from app.services.authorization import Actor, BuiltinPermission, require
 from app.services.client_info import ClientInfo
 from app.services.context import Service, ServiceContext
-from app.services.errors import RateLimited
 from app.services.rate_limits import LimitName
 from app.services.unit_of_work import unit_of_work
 

@@ -6,16 +6,22 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import InvalidCredentials, user_conflict
 from app.models import User
 from app.observability.metrics import current_metrics
 from app.repositories import UserRepository
 from app.repositories.base import UniqueViolation
 from app.repositories.users import normalize_email
 from app.services.audit import AuditEventType, AuditTrail
-from app.services.client_auth import ClaimedClient, ClientAuthenticator, UnauthorizedClient
+from app.services.client_auth import (
+    ClaimedClient,
+    ClientAuthenticator,
+    IdentifiedClient,
+    InvalidClient,
+    UnauthorizedClient,
+)
 from app.services.client_info import ClientInfo
 from app.services.context import Service, ServiceContext
-from app.services.errors import InvalidCredentials, user_conflict
 from app.services.rate_limits import LimitName
 from app.services.scopes import UserScopes
 from app.services.sessions import IssuedSession, RefreshTokenReused, SessionManager
@@ -169,7 +175,7 @@ class AuthService(Service):
         Only the client the session was issued to may (RFC 6749 section 6), and the new pair
         carries only the scopes the user may have now.
         """
-        caller = await self.client_authenticator.identify(claimed, client, self.settings)
+        caller = await self._identify_client(claimed, client)
         now = self.clock()
         try:
             issued = await run_unit_of_work(
@@ -237,10 +243,21 @@ class AuthService(Service):
     async def _public_client(self, claimed: ClaimedClient, client: ClientInfo) -> str:
         """The client_id of the public client signing in; a service client is refused (the
         password grant is for the operator's own frontends)."""
-        caller = await self.client_authenticator.identify(claimed, client, self.settings)
+        caller = await self._identify_client(claimed, client)
         if not caller.is_public:
             raise UnauthorizedClient("Service clients may not use the password grant.")
         return caller.client_id
+
+    async def _identify_client(
+        self, claimed: ClaimedClient, client: ClientInfo
+    ) -> IdentifiedClient:
+        """The client the grant is for, or `InvalidClient` once its failure is audited."""
+        try:
+            return await self.client_authenticator.identify(claimed, client, self.settings)
+        except InvalidClient as failure:
+            async with unit_of_work(self.session):
+                await self.client_authenticator.record_failure(failure, client)
+            raise
 
     async def _record_failed_login(
         self, user: User | None, typed_name: str, client: ClientInfo

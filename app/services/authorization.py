@@ -18,9 +18,9 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import Conflict, PermissionDenied
 from app.models import User
 from app.repositories import PermissionRepository, UserRepository
-from app.services.errors import Conflict, PermissionDenied
 
 
 class BuiltinPermission(StrEnum):

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import String, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.config import CLIENT_ID_MAX_LENGTH, Settings
-from app.models import ServiceClient
+from app.errors import DomainError
+from app.repositories.credential_checks import stored_client_credentials
 from app.security.client_secrets import client_secret_digest, secret_matches
 from app.services.audit import AuditEventType, AuditTrail
 from app.services.client_info import ClientInfo
-from app.services.errors import DomainError
 from app.services.rate_limits import LimitName, RateLimiter
-from app.services.unit_of_work import unit_of_work
 
 # Compared against when the client_id is unknown, so unknown ids and wrong secrets take the
 # same time and an attacker cannot learn which client_ids exist.
@@ -56,21 +54,26 @@ class AuthenticatedClient:
     audiences: list[str]
 
 
-# Core, built once: this runs on every introspection request, where an ORM load of the
-# client would cost more than the query.
-_CLIENT = select(
-    ServiceClient.client_id,
-    ServiceClient.secret_hash,
-    ServiceClient.scopes,
-    ServiceClient.audiences,
-    ServiceClient.is_active,
-).where(ServiceClient.client_id == bindparam("client_id", type_=String()))
-
-
 class InvalidClient(DomainError):
-    """Unknown client, wrong secret, disabled client or no credentials: indistinguishable."""
+    """Unknown client, wrong secret, disabled client or no credentials: indistinguishable.
+
+    When presented credentials were checked and failed, `failed_client_id` names the client
+    they claimed (truncated) and `is_known_client` whether it exists: the use case that asked
+    records that in the audit trail (`ClientAuthenticator.record_failure`) and commits it.
+    """
 
     default_detail = "Client authentication failed."
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        failed_client_id: str | None = None,
+        is_known_client: bool = False,
+    ) -> None:
+        super().__init__(detail)
+        self.failed_client_id = failed_client_id
+        self.is_known_client = is_known_client
 
 
 class UnauthorizedClient(DomainError):
@@ -80,6 +83,9 @@ class UnauthorizedClient(DomainError):
 
 
 class ClientAuthenticator:
+    """Checks client credentials; never commits. A use case that calls `authenticate` or
+    `identify` audits an `InvalidClient` with `record_failure` in its own unit of work."""
+
     def __init__(self, session: AsyncSession, limiter: RateLimiter) -> None:
         self.session = session
         self.limiter = limiter
@@ -96,7 +102,8 @@ class ClientAuthenticator:
 
         Reads through `connection` when given (a caller with its own Core connection saves a
         checkout), else through the session. Failures count against the caller's IP like
-        failed sign-ins, so secrets cannot be guessed faster than passwords.
+        failed sign-ins, so secrets cannot be guessed faster than passwords; the caller
+        audits them (`record_failure`).
         """
         if credentials is None:
             raise InvalidClient("Client authentication is required.")
@@ -104,22 +111,29 @@ class ClientAuthenticator:
         found = None
         if len(credentials.client_id) <= CLIENT_ID_MAX_LENGTH:
             connection = connection or await self.session.connection()
-            result = await connection.execute(_CLIENT, {"client_id": credentials.client_id})
-            found = result.first()
+            found = await stored_client_credentials(connection, credentials.client_id)
         digest = found.secret_hash if found is not None else _UNKNOWN_CLIENT_DIGEST
         matches = secret_matches(digest, credentials.client_secret)
         if found is None or not matches or not found.is_active:
             # The slot stays taken: failures count against the caller's IP.
-            async with unit_of_work(self.session):
-                await self.audit.record(
-                    AuditEventType.client_authentication_failed,
-                    client=client,
-                    client_id=credentials.client_id[:CLIENT_ID_MAX_LENGTH],
-                    known=found is not None,
-                )
-            raise InvalidClient
+            raise InvalidClient(
+                failed_client_id=credentials.client_id[:CLIENT_ID_MAX_LENGTH],
+                is_known_client=found is not None,
+            )
         await attempt.release()
-        return AuthenticatedClient(found.client_id, list(found.scopes), list(found.audiences))
+        return AuthenticatedClient(found.client_id, found.scopes, found.audiences)
+
+    async def record_failure(self, failure: InvalidClient, client: ClientInfo) -> None:
+        """Add the audit event a failed client authentication leaves (none when no presented
+        credentials were checked). Flushes only: the calling use case commits it."""
+        if failure.failed_client_id is None:
+            return
+        await self.audit.record(
+            AuditEventType.client_authentication_failed,
+            client=client,
+            client_id=failure.failed_client_id,
+            known=failure.is_known_client,
+        )
 
     async def identify(
         self, claimed: ClaimedClient, client: ClientInfo, settings: Settings

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import DomainError
 from app.observability.metrics import current_metrics
 from app.repositories import PermissionRepository
-from app.services.client_auth import ClientAuthenticator, ClientCredentials
+from app.services.client_auth import ClientAuthenticator, ClientCredentials, InvalidClient
 from app.services.client_info import ClientInfo
 from app.services.clients import SERVICE_SCOPES
 from app.services.context import Service, ServiceContext
-from app.services.errors import DomainError
 from app.services.token_issuer import TokenIssuer, TokenResponse
+from app.services.unit_of_work import unit_of_work
 
 
 class InvalidScope(DomainError):
@@ -30,7 +31,12 @@ class ClientGrantService(Service):
     ) -> TokenResponse:
         """An access token for the authenticated client. Without `scope` it gets every scope
         it is allowed; asking for more than that is `InvalidScope`, not a silent narrowing."""
-        service_client = await self.authenticator.authenticate(credentials, client)
+        try:
+            service_client = await self.authenticator.authenticate(credentials, client)
+        except InvalidClient as failure:
+            async with unit_of_work(self.session):
+                await self.authenticator.record_failure(failure, client)
+            raise
         # A permission deleted since the client was registered is no longer grantable.
         existing = await self.permissions.all_codenames() | set(SERVICE_SCOPES)
         allowed = set(service_client.scopes) & existing

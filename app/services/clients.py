@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import Conflict, InvalidInput, NotFound, Unprocessable
 from app.models import ServiceClient
 from app.repositories import Page, PermissionRepository, ServiceClientRepository
 from app.security.client_secrets import client_secret_digest, new_client_id, new_client_secret
@@ -18,7 +19,6 @@ from app.services.audit import AuditEventType, AuditTrail
 from app.services.authorization import Actor, BuiltinPermission, require, require_grantable
 from app.services.client_info import ClientInfo
 from app.services.context import Service, ServiceContext
-from app.services.errors import Conflict, InvalidInput, NotFound, Unprocessable
 from app.services.unit_of_work import unit_of_work
 
 INTROSPECT_SCOPE = "introspect"

@@ -6,10 +6,10 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.schema_migrations import current_revision, head_revision
+from app.repositories.database_state import schema_revision
+from app.schema_migrations import head_revision
 
 logger = logging.getLogger(__name__)
 
@@ -42,5 +42,4 @@ class HealthService:
 
     async def _schema_revision(self) -> str | None:
         async with self.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-            return await connection.run_sync(current_revision)
+            return await schema_revision(connection)

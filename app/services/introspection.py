@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.errors import PermissionDenied
 from app.repositories import (
     PermissionRepository,
     RefreshTokenRepository,
@@ -22,13 +23,13 @@ from app.repositories import (
 )
 from app.security.opaque_tokens import token_digest
 from app.services.authentication import AccessTokenDecoder, Authenticator, NotAuthenticated
-from app.services.client_auth import ClientAuthenticator, ClientCredentials
+from app.services.client_auth import ClientAuthenticator, ClientCredentials, InvalidClient
 from app.services.client_info import ClientInfo
 from app.services.clients import INTROSPECT_SCOPE, SERVICE_SCOPES
 from app.services.context import Service, ServiceContext
-from app.services.errors import PermissionDenied
 from app.services.scopes import UserScopes
 from app.services.sessions import SessionManager
+from app.services.unit_of_work import unit_of_work
 
 INACTIVE: dict[str, Any] = {"active": False}
 # The claims an active access token's answer repeats from the token itself.
@@ -81,9 +82,14 @@ class IntrospectionService(Service):
         # Everything runs on the session's one connection, with Core statements on the hot
         # path (an access token): every resource server that delegates its checks pays this.
         connection = await self.session.connection()
-        caller = await self.client_authenticator.authenticate(
-            credentials, client, connection=connection
-        )
+        try:
+            caller = await self.client_authenticator.authenticate(
+                credentials, client, connection=connection
+            )
+        except InvalidClient as failure:
+            async with unit_of_work(self.session):
+                await self.client_authenticator.record_failure(failure, client)
+            raise
         if INTROSPECT_SCOPE not in caller.scopes:
             raise IntrospectionNotAllowed
         # The hint only orders the lookups (RFC 7662 section 2.1); a wrong one changes nothing.

@@ -22,8 +22,8 @@ from limits import parse
 from redis.exceptions import RedisError
 
 from app.config import Settings
+from app.errors import RateLimited
 from app.observability.metrics import current_metrics
-from app.services.errors import RateLimited
 from app.services.rate_limit_store import MemorySlotStore, RedisSlotStore, Slot, SlotStore
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from app.services.errors import InvalidCredentials
+from app.errors import InvalidCredentials
 
 
 class ReauthenticationRequired(InvalidCredentials):

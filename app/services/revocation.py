@@ -12,11 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.repositories import RevokedAccessTokenRepository
 from app.services.audit import AuditEventType, AuditTrail
 from app.services.authentication import AccessTokenDecoder
-from app.services.client_auth import ClaimedClient, ClientAuthenticator, IdentifiedClient
+from app.services.client_auth import (
+    ClaimedClient,
+    ClientAuthenticator,
+    IdentifiedClient,
+    InvalidClient,
+)
 from app.services.client_info import ClientInfo
 from app.services.context import Service, ServiceContext
 from app.services.sessions import SessionManager
-from app.services.unit_of_work import run_unit_of_work
+from app.services.unit_of_work import run_unit_of_work, unit_of_work
 
 
 class RevocationService(Service):
@@ -46,7 +51,12 @@ class RevocationService(Service):
         does a user's access token, which cannot be recalled on its own. A service client's
         own access token is refused everywhere until it would have expired.
         """
-        caller = await self.client_authenticator.identify(claimed, client, self.settings)
+        try:
+            caller = await self.client_authenticator.identify(claimed, client, self.settings)
+        except InvalidClient as failure:
+            async with unit_of_work(self.session):
+                await self.client_authenticator.record_failure(failure, client)
+            raise
         # The hint only orders the search (RFC 7009 section 2.1): a wrong one must not matter.
         lookups = [self._refresh_token, self._access_token]
         if token_type_hint == "access_token":

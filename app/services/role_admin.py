@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterable, Mapping
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import Conflict, NotFound, Unprocessable
 from app.models import Permission, Role
 from app.repositories import PermissionRepository, RoleRepository
 from app.repositories.base import Page, UniqueViolation
@@ -28,7 +29,6 @@ from app.services.authorization import (
 )
 from app.services.client_info import ClientInfo
 from app.services.context import Service, ServiceContext
-from app.services.errors import Conflict, NotFound, Unprocessable
 from app.services.unit_of_work import unit_of_work
 
 

@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.errors import DomainError
 from app.models import User, UserSession
 from app.repositories import RefreshTokenRepository, SessionRepository, UserRepository
 from app.security.opaque_tokens import new_opaque_token, token_digest
 from app.services.client_info import ClientInfo
-from app.services.errors import DomainError
 from app.services.scopes import UserScopes
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from app.errors import RateLimited
 from app.mail import sign_in_attempts_notice
-from app.services.errors import RateLimited
 from app.services.rate_limits import LimitName, RateLimiter, Reservation
 
 if TYPE_CHECKING:

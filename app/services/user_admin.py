@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import InvalidInput, NotFound, Unprocessable, user_conflict
 from app.mail import password_changed_notice
 from app.models import ActionPurpose, Role, User
 from app.repositories import (
@@ -37,7 +38,6 @@ from app.services.authorization import (
 )
 from app.services.client_info import ClientInfo
 from app.services.context import Service, ServiceContext
-from app.services.errors import InvalidInput, NotFound, Unprocessable, user_conflict
 from app.services.unit_of_work import unit_of_work
 
 READ = (BuiltinPermission.users_read,)

@@ -8,9 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 from app.config import Settings
+from app.errors import InvalidInput
 from app.security.password_policy import PasswordPolicy, WeakPassword, common_passwords
 from app.security.password_strength import SUGGESTION
-from app.services.errors import InvalidInput
 
 ACCEPTABLE = "quince kayak ox"  # 15 characters, on no list, hard enough to guess
 TOO_COMMON = "This password is too common; choose another."

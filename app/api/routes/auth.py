@@ -24,9 +24,9 @@ from app.api.oauth_errors import (
 )
 from app.api.problem_docs import problem_responses
 from app.api.token_response import token_json
+from app.errors import DomainError
 from app.schemas.tokens import IntrospectionBody, OAuthErrorBody, TokenResponseBody
 from app.schemas.users import RegisterRequest, UserRead
-from app.services.errors import DomainError
 
 router = APIRouter(
     prefix="/auth", tags=["auth"], responses=problem_responses(400, 401, 409, 422, 429, 503)

@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import Conflict, InvalidCredentials, InvalidInput, NotFound
 from app.mail import provider_linked_notice
 from app.models import OAuthAccount, OAuthState, User
 from app.observability.metrics import current_metrics
@@ -48,7 +49,6 @@ from app.services.audit import AuditEventType, AuditTrail
 from app.services.authentication import Principal
 from app.services.client_info import ClientInfo
 from app.services.context import Service, ServiceContext
-from app.services.errors import Conflict, InvalidCredentials, InvalidInput, NotFound
 from app.services.oauth.providers import ExternalIdentity, Provider
 from app.services.recent_authentication import require_recent_authentication
 from app.services.sessions import SessionManager

@@ -17,7 +17,7 @@ import httpx
 import jwt
 
 from app.config import OAuthProvider, Settings
-from app.services.errors import BadGateway, InvalidInput, ServiceUnavailable
+from app.errors import BadGateway, InvalidInput, ServiceUnavailable
 
 # ID tokens are short-lived; a little leeway absorbs clock skew with the provider.
 ID_TOKEN_LEEWAY_SECONDS = 60

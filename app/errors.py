@@ -1,4 +1,7 @@
-"""Domain errors raised by services. The API layer maps each kind to one HTTP problem."""
+"""The errors a request can end in, below the API layer: each kind maps to one HTTP problem.
+
+Every layer may raise them (services, the policies they apply, repositories), so they live
+here, at the bottom, importing nothing of the app; the API layer maps them in one place."""
 
 from __future__ import annotations
 
@@ -76,3 +79,7 @@ class ServiceUnavailable(DomainError):
     def __init__(self, retry_after_seconds: int = 5, detail: str | None = None) -> None:
         super().__init__(detail)
         self.retry_after_seconds = retry_after_seconds
+
+
+class InvalidCursor(ValueError):
+    """A pagination cursor that this service did not issue."""
