@@ -1,4 +1,5 @@
-"""/admin/permissions: who may call it, CRUD, and the built-in permissions that stay."""
+"""/admin/permissions: CRUD, and the built-in permissions that stay. Who may call each route:
+test_admin_permission_matrix."""
 
 from __future__ import annotations
 
@@ -11,21 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.services.authorization import BUILTIN_PERMISSIONS
 from tests.admins import admin_headers, audit_events
-from tests.flows import assert_problem, bearer, register_and_sign_in
+from tests.flows import assert_problem
 
 Sessions = async_sessionmaker[AsyncSession]
 Headers = dict[str, str]
-
-# method, path, body, the permission it needs, the status it answers with that permission
-ROUTES = [
-    ("GET", "/admin/permissions", None, "roles:read", 200),
-    ("POST", "/admin/permissions", {"codename": "reports:run"}, "roles:write", 201),
-    ("GET", "/admin/permissions/reports:export", None, "roles:read", 200),
-    ("PATCH", "/admin/permissions/reports:export", {"description": "Export."}, "roles:write", 200),
-    ("DELETE", "/admin/permissions/reports:export", None, "roles:write", 204),
-]
-ROUTE_IDS = [f"{method} {path}" for method, path, *_ in ROUTES]
-OTHER_PERMISSION = {"roles:read": "users:read", "roles:write": "roles:read"}
 
 
 @pytest.fixture
@@ -45,89 +35,6 @@ async def create_permission(
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-# --- who may call ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("method", "path", "body", "needs", "ok"), ROUTES, ids=ROUTE_IDS)
-async def test_permission_routes_need_a_token(
-    client: httpx.AsyncClient,
-    root: Headers,
-    method: str,
-    path: str,
-    body: dict[str, Any] | None,
-    needs: str,
-    ok: int,
-) -> None:
-    await create_permission(client, root, "reports:export")
-
-    response = await client.request(method, path, json=body)
-
-    assert_problem(response, 401)
-
-
-@pytest.mark.parametrize(("method", "path", "body", "needs", "ok"), ROUTES, ids=ROUTE_IDS)
-async def test_permission_routes_refuse_users_without_the_permission(
-    client: httpx.AsyncClient,
-    session_factory: Sessions,
-    root: Headers,
-    method: str,
-    path: str,
-    body: dict[str, Any] | None,
-    needs: str,
-    ok: int,
-) -> None:
-    await create_permission(client, root, "reports:export")
-    plain = bearer((await register_and_sign_in(client, "plain@example.com"))["access_token"])
-    other = await admin_headers(
-        client, session_factory, "other@example.com", permissions=[OTHER_PERMISSION[needs]]
-    )
-
-    for headers in (plain, other):
-        response = await client.request(method, path, json=body, headers=headers)
-
-        problem = assert_problem(response, 403)
-        assert problem["type"] == "urn:authsvc:problem:permission-denied"
-        assert needs in problem["detail"]
-    kept = await client.get("/admin/permissions/reports:export", headers=root)
-    assert kept.json()["description"] is None
-
-
-@pytest.mark.parametrize(("method", "path", "body", "needs", "ok"), ROUTES, ids=ROUTE_IDS)
-async def test_permission_routes_admit_holders_of_the_permission(
-    client: httpx.AsyncClient,
-    session_factory: Sessions,
-    root: Headers,
-    method: str,
-    path: str,
-    body: dict[str, Any] | None,
-    needs: str,
-    ok: int,
-) -> None:
-    await create_permission(client, root, "reports:export")
-    holder = await admin_headers(client, session_factory, "holder@example.com", permissions=[needs])
-
-    response = await client.request(method, path, json=body, headers=holder)
-
-    assert response.status_code == ok, response.text
-
-
-@pytest.mark.parametrize(("method", "path", "body", "needs", "ok"), ROUTES, ids=ROUTE_IDS)
-async def test_permission_routes_admit_superusers(
-    client: httpx.AsyncClient,
-    root: Headers,
-    method: str,
-    path: str,
-    body: dict[str, Any] | None,
-    needs: str,
-    ok: int,
-) -> None:
-    await create_permission(client, root, "reports:export")
-
-    response = await client.request(method, path, json=body, headers=root)
-
-    assert response.status_code == ok, response.text
 
 
 # --- CRUD --------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""/admin/roles: who may call it, CRUD, permissions of a role, and the rules that keep
-administration from becoming a way up."""
+"""/admin/roles: CRUD, permissions of a role, and the rules that keep administration from
+becoming a way up. Who may call each route: test_admin_permission_matrix."""
 
 from __future__ import annotations
 
@@ -12,22 +12,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.admins import admin_headers, audit_events
-from tests.flows import assert_problem, register_and_sign_in, user_id
+from tests.flows import assert_problem, user_id
 
 Sessions = async_sessionmaker[AsyncSession]
 Headers = dict[str, str]
-
-# method, path, body, the permission it needs, the status it answers with that permission
-ROUTES = [
-    ("GET", "/admin/roles", None, "roles:read", 200),
-    ("POST", "/admin/roles", {"name": "new-role"}, "roles:write", 201),
-    ("GET", "/admin/roles/editors", None, "roles:read", 200),
-    ("PATCH", "/admin/roles/editors", {"description": "Edits."}, "roles:write", 200),
-    ("DELETE", "/admin/roles/editors", None, "roles:write", 204),
-    ("PUT", "/admin/roles/editors/permissions", {"permissions": []}, "roles:write", 200),
-]
-ROUTE_IDS = [f"{method} {path}" for method, path, *_ in ROUTES]
-OTHER_PERMISSION = {"roles:read": "users:read", "roles:write": "roles:read"}
 
 
 @pytest.fixture
@@ -52,89 +40,6 @@ async def role_permissions(client: httpx.AsyncClient, headers: Headers, name: st
     assert response.status_code == 200, response.text
     codenames: list[str] = response.json()["permissions"]
     return codenames
-
-
-# --- who may call ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("method", "path", "body", "needs", "ok"), ROUTES, ids=ROUTE_IDS)
-async def test_role_routes_need_a_token(
-    client: httpx.AsyncClient,
-    root: Headers,
-    method: str,
-    path: str,
-    body: dict[str, Any] | None,
-    needs: str,
-    ok: int,
-) -> None:
-    await create_role(client, root, "editors")
-
-    response = await client.request(method, path, json=body)
-
-    assert_problem(response, 401)
-    assert (await client.get("/admin/roles/editors", headers=root)).status_code == 200
-
-
-@pytest.mark.parametrize(("method", "path", "body", "needs", "ok"), ROUTES, ids=ROUTE_IDS)
-async def test_role_routes_refuse_users_without_the_permission(
-    client: httpx.AsyncClient,
-    session_factory: Sessions,
-    root: Headers,
-    method: str,
-    path: str,
-    body: dict[str, Any] | None,
-    needs: str,
-    ok: int,
-) -> None:
-    await create_role(client, root, "editors")
-    plain = await register_and_sign_in(client, "plain@example.com")
-    other = await admin_headers(
-        client, session_factory, "other@example.com", permissions=[OTHER_PERMISSION[needs]]
-    )
-
-    for headers in ({"Authorization": f"Bearer {plain['access_token']}"}, other):
-        response = await client.request(method, path, json=body, headers=headers)
-
-        problem = assert_problem(response, 403)
-        assert problem["type"] == "urn:authsvc:problem:permission-denied"
-        assert needs in problem["detail"]
-    assert (await client.get("/admin/roles/editors", headers=root)).json()["description"] is None
-
-
-@pytest.mark.parametrize(("method", "path", "body", "needs", "ok"), ROUTES, ids=ROUTE_IDS)
-async def test_role_routes_admit_holders_of_the_permission(
-    client: httpx.AsyncClient,
-    session_factory: Sessions,
-    root: Headers,
-    method: str,
-    path: str,
-    body: dict[str, Any] | None,
-    needs: str,
-    ok: int,
-) -> None:
-    await create_role(client, root, "editors")
-    holder = await admin_headers(client, session_factory, "holder@example.com", permissions=[needs])
-
-    response = await client.request(method, path, json=body, headers=holder)
-
-    assert response.status_code == ok, response.text
-
-
-@pytest.mark.parametrize(("method", "path", "body", "needs", "ok"), ROUTES, ids=ROUTE_IDS)
-async def test_role_routes_admit_superusers(
-    client: httpx.AsyncClient,
-    root: Headers,
-    method: str,
-    path: str,
-    body: dict[str, Any] | None,
-    needs: str,
-    ok: int,
-) -> None:
-    await create_role(client, root, "editors")
-
-    response = await client.request(method, path, json=body, headers=root)
-
-    assert response.status_code == ok, response.text
 
 
 # --- CRUD --------------------------------------------------------------------------------
