@@ -107,6 +107,8 @@ async def live_service(
 
 @pytest.fixture
 async def service_client(live_service: LiveService) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the live service, as a frontend would be."""
-    async with httpx.AsyncClient(base_url=live_service.url) as client:
+    """A client of the live service, as a frontend would be. Its timeout is generous: on a
+    machine busy with other work (CI runs two workers on two cores) the service's password
+    hashing threads, which run at the lowest CPU priority, can take seconds to get a turn."""
+    async with httpx.AsyncClient(base_url=live_service.url, timeout=30) as client:
         yield client
