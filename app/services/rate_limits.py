@@ -88,6 +88,10 @@ class Reservation:
     _limiter: RateLimiter
     _slots: list[tuple[SlotStore, Slot]] = field(default_factory=list)
 
+    def hold(self, store: SlotStore, slot: Slot) -> None:
+        """Keep `slot`, taken from `store`, as part of this attempt."""
+        self._slots.append((store, slot))
+
     async def release(self) -> None:
         """Give the slots back: the attempt does not count against any limit."""
         slots, self._slots = self._slots, []
@@ -121,7 +125,7 @@ class RateLimiter:
                 continue
             store, taken = await self._take(name, key)
             if isinstance(taken, Slot):
-                reservation._slots.append((store, taken))
+                reservation.hold(store, taken)
                 continue
             await reservation.release()
             current_metrics().throttled(name.value)
@@ -152,6 +156,7 @@ class RateLimiter:
             self._warn_outage(error)
 
     async def give_back(self, store: SlotStore, slot: Slot) -> None:
+        """Return `slot` to the store that gave it; never raises (an outage only warns)."""
         try:
             await store.give_back(slot)
         except (RedisError, OSError) as error:
