@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from app.mail import OutgoingEmail
     from app.models import User
-    from app.services.context import ServiceContext
+    from app.services.common.context import ServiceContext
 
 # Heavy imports (uvicorn, SQLAlchemy, Alembic, cryptography) live inside the commands that use
 # them, so `authsvc --help` and light commands start quickly.
@@ -289,8 +289,8 @@ async def _run_over_session(settings: Settings, use_case: UseCase[T]) -> T:
     from app.schema_migrations import current_revision, head_revision
     from app.security.audit_hmac import AuditHmac
     from app.security.passwords import PasswordHasher
-    from app.services.context import ServiceContext
-    from app.services.rate_limits import RateLimiter
+    from app.services.common.context import ServiceContext
+    from app.services.common.rate_limits import RateLimiter
 
     engine = create_engine(settings)
     try:
@@ -360,14 +360,14 @@ def _ensure_superuser(email: str, password: str | None) -> UseCase[tuple[User, b
     """The use case of `create-superuser`; None when the account is new and needs a password."""
 
     async def use_case(session: AsyncSession, context: ServiceContext) -> tuple[User, bool] | None:
-        from app.services.authorization import OPERATOR
-        from app.services.client_info import ClientInfo
-        from app.services.user_admin import PasswordRequired, UserAdminService
+        from app.services.admin.users import PasswordRequired, UserAdminService
+        from app.services.common.authorization import OPERATOR
+        from app.services.common.caller import Caller
 
         service = UserAdminService(session, context)
         try:
             return await service.ensure_superuser(
-                OPERATOR, email=email, password=password, client=ClientInfo()
+                OPERATOR, email=email, password=password, caller=Caller()
             )
         except PasswordRequired:
             return None  # a new account: the command asks for a password, then retries
@@ -429,16 +429,16 @@ def create_client(
     settings = _settings()
 
     async def use_case(session: AsyncSession, context: ServiceContext) -> tuple[str, str]:
-        from app.services.authorization import OPERATOR
-        from app.services.client_info import ClientInfo
-        from app.services.clients import ClientAdminService
+        from app.services.admin.service_clients import ClientAdminService
+        from app.services.common.authorization import OPERATOR
+        from app.services.common.caller import Caller
 
         created, secret = await ClientAdminService(session, context).create(
             OPERATOR,
             name=name,
             scopes=_words(scopes),
             audiences=_words(audiences),
-            client=ClientInfo(),
+            caller=Caller(),
         )
         return created.client_id, secret
 
@@ -497,8 +497,8 @@ def users_list(
     async def use_case(
         session: AsyncSession, context: ServiceContext
     ) -> tuple[list[tuple[str, ...]], bool]:
-        from app.services.authorization import OPERATOR
-        from app.services.user_admin import UserAdminService
+        from app.services.admin.users import UserAdminService
+        from app.services.common.authorization import OPERATOR
 
         page = await UserAdminService(session, context).list_users(
             OPERATOR,

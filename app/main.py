@@ -13,20 +13,10 @@ from fastapi import FastAPI
 from app.api.docs import install_docs, openapi_url
 from app.api.hardening import install_hardening
 from app.api.problems import install_problem_handlers
-from app.api.routes import (
-    account_recovery,
-    admin_audit,
-    admin_clients,
-    admin_permissions,
-    admin_roles,
-    admin_users,
-    auth,
-    health,
-    metrics,
-    oauth,
-    users_me,
-    well_known,
-)
+from app.api.routes import oauth, tokens, well_known
+from app.api.routes.accounts import me, recovery, registration
+from app.api.routes.admin import audit, permissions, roles, service_clients, users
+from app.api.routes.operations import health, metrics
 from app.config import Settings, get_settings
 from app.db import create_engine, create_session_factory
 from app.mail import MailDispatcher, build_email_sender
@@ -36,8 +26,8 @@ from app.schema_migrations import upgrade_to_head
 from app.security.access_tokens import build_access_token_codec
 from app.security.audit_hmac import AuditHmac
 from app.security.passwords import PasswordHasher
+from app.services.common.rate_limits import RateLimiter
 from app.services.oauth.providers import build_providers
-from app.services.rate_limits import RateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -91,13 +81,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_hardening(app, settings)
     install_observability(app, settings)
     install_docs(app, settings)
-    app.include_router(health.router)
-    app.include_router(metrics.router)
-    app.include_router(auth.router)
-    app.include_router(account_recovery.router)
+    for operations in (health, metrics):
+        app.include_router(operations.router)
+    for accounts in (registration, recovery, me):
+        app.include_router(accounts.router)
+    app.include_router(tokens.router)
     app.include_router(oauth.router)
-    app.include_router(users_me.router)
     app.include_router(well_known.router)
-    for admin in (admin_users, admin_roles, admin_permissions, admin_clients, admin_audit):
+    for admin in (users, roles, permissions, service_clients, audit):
         app.include_router(admin.router)
     return app

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from app.services.rate_limit_store import MemorySlotStore, RedisSlotStore, Slot, SlotStore
+from app.services.common.rate_limit_store import MemorySlotStore, RedisSlotStore, Slot, SlotStore
 
 REDIS_URL = os.environ.get("AUTH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

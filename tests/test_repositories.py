@@ -18,7 +18,7 @@ from app.repositories import (
     OAuthAccountRepository,
     RefreshTokenRepository,
     RoleRepository,
-    SessionRepository,
+    SignInSessionRepository,
     UniqueViolation,
     UserRepository,
 )
@@ -215,7 +215,7 @@ async def test_deleting_a_user_cascades_to_sessions_tokens_and_links(
 ) -> None:
     users = UserRepository(session)
     user = await users.create(email="ada@example.com")
-    sessions = SessionRepository(session)
+    sessions = SignInSessionRepository(session)
     family = await sessions.create(
         user_id=user.id, expires_at=datetime.now(UTC) + timedelta(days=1)
     )

@@ -13,12 +13,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import AuditEvent, Permission, Role
-from app.services.authorization import Actor, BuiltinPermission, MissingPermission
-from app.services.client_info import ClientInfo
-from app.services.context import ServiceContext
-from app.services.role_admin import RoleAdminService
+from app.services.admin.roles import RoleAdminService
+from app.services.common.authorization import Actor, BuiltinPermission, MissingPermission
+from app.services.common.caller import Caller
+from app.services.common.context import ServiceContext
 
-CLIENT = ClientInfo(ip="203.0.113.9")
+CALLER = Caller(ip="203.0.113.9")
 READER = Actor(id=None, is_superuser=False, permissions=frozenset({"roles:read"}))
 NOBODY = Actor(id=None, is_superuser=False, permissions=frozenset({"users:read"}))
 
@@ -32,23 +32,23 @@ READS: dict[str, Call] = {
 }
 WRITES: dict[str, Call] = {
     "create role": lambda service, actor: service.create_role(
-        actor, name="auditors", description=None, permissions=[], client=CLIENT
+        actor, name="auditors", description=None, permissions=[], caller=CALLER
     ),
     "update role": lambda service, actor: service.update_role(
-        actor, "admin", {"description": "changed"}, client=CLIENT
+        actor, "admin", {"description": "changed"}, caller=CALLER
     ),
-    "delete role": lambda service, actor: service.delete_role(actor, "admin", client=CLIENT),
+    "delete role": lambda service, actor: service.delete_role(actor, "admin", caller=CALLER),
     "replace permissions": lambda service, actor: service.replace_role_permissions(
-        actor, "admin", [], client=CLIENT
+        actor, "admin", [], caller=CALLER
     ),
     "create permission": lambda service, actor: service.create_permission(
-        actor, codename="reports:read", description=None, client=CLIENT
+        actor, codename="reports:read", description=None, caller=CALLER
     ),
     "update permission": lambda service, actor: service.update_permission(
-        actor, "users:read", {"description": "changed"}, client=CLIENT
+        actor, "users:read", {"description": "changed"}, caller=CALLER
     ),
     "delete permission": lambda service, actor: service.delete_permission(
-        actor, "users:read", client=CLIENT
+        actor, "users:read", caller=CALLER
     ),
 }
 

@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.repositories import RoleRepository, UserRepository
-from app.services.unit_of_work import unit_of_work
+from app.services.common.unit_of_work import unit_of_work
 
 
 async def test_finished_unit_of_work_is_committed(

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.repositories.users import UserRepository
+from app.repositories.accounts.users import UserRepository
 
 
 @pytest.fixture

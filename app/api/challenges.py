@@ -8,8 +8,8 @@ from fastapi import Request
 from fastapi.security.utils import get_authorization_scheme_param
 
 from app.errors import DomainError
-from app.services.authentication import NotAuthenticated
-from app.services.authorization import MissingPermission
+from app.services.common.authorization import MissingPermission
+from app.services.tokens.bearer_authentication import NotAuthenticated
 
 
 def bearer_challenge(request: Request, error: DomainError, status: HTTPStatus) -> str | None:

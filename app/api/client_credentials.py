@@ -9,7 +9,7 @@ from urllib.parse import unquote_plus
 from fastapi import Request
 
 from app.errors import InvalidInput
-from app.services.client_auth import ClaimedClient, ClientCredentials
+from app.services.tokens.client_authentication import ClaimedClient, ClientCredentials
 
 
 class AmbiguousClientAuthentication(InvalidInput):

@@ -21,23 +21,24 @@ from app.db import get_session
 from app.mail import MailDispatcher, OutgoingEmail
 from app.security.access_tokens import AccessTokenCodec
 from app.security.passwords import PasswordHasher
-from app.services.account_recovery import AccountRecoveryService
-from app.services.accounts import AccountService
-from app.services.audit_log import AuditLogService
-from app.services.auth import AuthService
-from app.services.authentication import Authenticator, NotAuthenticated, Principal
-from app.services.client_grants import ClientGrantService
-from app.services.client_info import ClientInfo
-from app.services.clients import ClientAdminService
-from app.services.context import ServiceContext
-from app.services.deferred import Job
-from app.services.introspection import IntrospectionService
+from app.services.accounts.account import AccountService
+from app.services.accounts.recovery import AccountRecoveryService
+from app.services.accounts.registration import RegistrationService
+from app.services.admin.audit_log import AuditLogService
+from app.services.admin.roles import RoleAdminService
+from app.services.admin.service_clients import ClientAdminService
+from app.services.admin.users import UserAdminService
+from app.services.common.caller import Caller
+from app.services.common.context import ServiceContext
+from app.services.common.deferred import Job
+from app.services.common.rate_limits import RateLimiter
 from app.services.oauth.login import OAuthLoginService
-from app.services.rate_limits import RateLimiter
-from app.services.revocation import RevocationService
-from app.services.role_admin import RoleAdminService
-from app.services.token_issuer import TokenIssuer
-from app.services.user_admin import UserAdminService
+from app.services.tokens.bearer_authentication import Authenticator, NotAuthenticated, Principal
+from app.services.tokens.introspection import IntrospectionService
+from app.services.tokens.revocation import RevocationService
+from app.services.tokens.sign_out import SignOutService
+from app.services.tokens.token_issuer import TokenIssuer
+from app.services.tokens.token_service import TokenService
 
 logger = logging.getLogger(__name__)
 
@@ -114,11 +115,11 @@ async def get_deferred_work(request: Request, tasks: BackgroundTasks) -> Backgro
     return BackgroundDeferredWork(tasks, request.app.state.session_factory)
 
 
-async def get_client_info(request: Request) -> ClientInfo:
+async def get_caller(request: Request) -> Caller:
     # X-Forwarded-For counts only from the proxies in AUTH_TRUSTED_PROXIES (parsed once by
     # install_hardening); an app built without it trusts none.
     trusted = getattr(request.app.state, "trusted_proxies", ())
-    return ClientInfo(
+    return Caller(
         ip=client_ip(request, trusted),
         user_agent=request.headers.get("user-agent"),
     )
@@ -130,7 +131,7 @@ EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 ClockDep = Annotated[Callable[[], datetime], Depends(get_clock)]
 CodecDep = Annotated[AccessTokenCodec, Depends(get_token_codec)]
 HasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
-ClientInfoDep = Annotated[ClientInfo, Depends(get_client_info)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
 OutboxDep = Annotated[BackgroundMailOutbox, Depends(get_outbox)]
 DeferredWorkDep = Annotated[BackgroundDeferredWork, Depends(get_deferred_work)]
 LimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
@@ -159,22 +160,24 @@ async def get_service_context(
 ContextDep = Annotated[ServiceContext, Depends(get_service_context)]
 
 
-async def get_auth_service(
+async def get_token_service(
     session: SessionDep, context: ContextDep, codec: CodecDep
-) -> AuthService:
-    return AuthService(session, context, issuer=TokenIssuer(codec, context.settings))
+) -> TokenService:
+    return TokenService(session, context, issuer=TokenIssuer(codec, context.settings))
+
+
+async def get_registration_service(session: SessionDep, context: ContextDep) -> RegistrationService:
+    return RegistrationService(session, context)
+
+
+async def get_sign_out_service(session: SessionDep, context: ContextDep) -> SignOutService:
+    return SignOutService(session, context)
 
 
 async def get_revocation_service(
     session: SessionDep, context: ContextDep, codec: CodecDep
 ) -> RevocationService:
     return RevocationService(session, context, decoder=codec)
-
-
-async def get_client_grant_service(
-    session: SessionDep, context: ContextDep, codec: CodecDep
-) -> ClientGrantService:
-    return ClientGrantService(session, context, issuer=TokenIssuer(codec, context.settings))
 
 
 async def get_introspection_service(
@@ -213,16 +216,21 @@ async def get_account_recovery_service(
 bearer_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 
+def authenticator(request: Request) -> Authenticator:
+    """The one place that works out who is calling, for `get_principal` and the admin
+    routes' permission guard. A plain function, not a dependency: every dependency FastAPI
+    resolves costs time on the path that every authenticated request takes."""
+    state = request.app.state
+    return Authenticator(state.engine, state.token_codec)
+
+
 async def get_principal(
     request: Request, token: Annotated[str | None, Depends(bearer_scheme)]
 ) -> Principal:
     """The signed-in caller; 401 without a valid, current access token."""
     if not token:
         raise NotAuthenticated
-    # Read from app.state directly rather than through sub-dependencies: every dependency
-    # FastAPI resolves costs time on the path that every authenticated request takes.
-    state = request.app.state
-    return await Authenticator(state.engine, state.token_codec).authenticate(token)
+    return await authenticator(request).authenticate(token)
 
 
 async def get_user_admin_service(session: SessionDep, context: ContextDep) -> UserAdminService:
@@ -241,9 +249,10 @@ async def get_audit_log_service(session: SessionDep, context: ContextDep) -> Aud
     return AuditLogService(session, context)
 
 
-AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
+RegistrationServiceDep = Annotated[RegistrationService, Depends(get_registration_service)]
+SignOutServiceDep = Annotated[SignOutService, Depends(get_sign_out_service)]
 RevocationServiceDep = Annotated[RevocationService, Depends(get_revocation_service)]
-ClientGrantServiceDep = Annotated[ClientGrantService, Depends(get_client_grant_service)]
 IntrospectionServiceDep = Annotated[IntrospectionService, Depends(get_introspection_service)]
 OAuthLoginServiceDep = Annotated[OAuthLoginService, Depends(get_oauth_login_service)]
 AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]

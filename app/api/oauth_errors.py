@@ -8,9 +8,9 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from app.errors import DomainError, InvalidCredentials, PermissionDenied, RateLimited
-from app.services.client_auth import InvalidClient, UnauthorizedClient
-from app.services.client_grants import InvalidScope
-from app.services.sessions import InvalidGrant
+from app.services.tokens.client_authentication import InvalidClient, UnauthorizedClient
+from app.services.tokens.sign_in_sessions import InvalidGrant
+from app.services.tokens.token_service import InvalidScope
 
 # Token responses carry credentials: never cache them (RFC 6749 section 5.1).
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

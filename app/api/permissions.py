@@ -13,11 +13,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.api.deps import AuditLogDep, ClientInfoDep, bearer_scheme
+from app.api.deps import AuditLogDep, CallerDep, authenticator, bearer_scheme
 from app.observability.metrics import route_template
-from app.services.audit_log import DenialReason
-from app.services.authentication import Authenticator, NotAuthenticated
-from app.services.authorization import Actor, BuiltinPermission, MissingPermission, require
+from app.services.admin.audit_log import DenialReason
+from app.services.common.authorization import Actor, BuiltinPermission, MissingPermission, require
+from app.services.tokens.bearer_authentication import NotAuthenticated
 
 
 def require_permissions(*codenames: str) -> Callable[..., Awaitable[Actor]]:
@@ -31,14 +31,14 @@ def require_permissions(*codenames: str) -> Callable[..., Awaitable[Actor]]:
     async def actor_holding_permissions(
         request: Request,
         token: Annotated[str | None, Depends(bearer_scheme)],
-        client: ClientInfoDep,
+        caller: CallerDep,
         audit: AuditLogDep,
     ) -> Actor:
         actor = None
         try:
             if not token:
                 raise NotAuthenticated
-            actor = await _calling_actor(request, token)
+            actor = await authenticator(request).actor(token)
             require(actor, required)
         except (NotAuthenticated, MissingPermission):
             if actor is not None:
@@ -49,7 +49,7 @@ def require_permissions(*codenames: str) -> Callable[..., Awaitable[Actor]]:
                 reason,
                 method=request.method,
                 route=route_template(request.scope),
-                client=client,
+                caller=caller,
                 actor=actor,
                 required=required,
             )
@@ -57,21 +57,6 @@ def require_permissions(*codenames: str) -> Callable[..., Awaitable[Actor]]:
         return actor
 
     return actor_holding_permissions
-
-
-async def _calling_actor(request: Request, token: str) -> Actor:
-    """The user or service client behind `token`, with what they may do right now."""
-    state = request.app.state
-    authenticator = Authenticator(state.engine, state.token_codec)
-    claims = authenticator.decode(token)
-    if "sid" not in claims:  # a service client's own token (client-credentials grant)
-        scopes = await authenticator.client_scopes(claims)
-        return Actor(id=None, is_superuser=False, permissions=scopes, client_id=str(claims["sub"]))
-    user = (await authenticator.principal_for(claims)).user
-    permissions: frozenset[str] = frozenset()
-    if not user.is_superuser:
-        permissions = await authenticator.permissions_of(user)
-    return Actor(id=user.id, is_superuser=user.is_superuser, permissions=permissions)
 
 
 UsersReader = Annotated[Actor, Depends(require_permissions(BuiltinPermission.users_read))]

@@ -33,8 +33,8 @@ from app.errors import (
 )
 from app.observability.request_id import REQUEST_ID_HEADER
 from app.security.password_policy import WeakPassword
-from app.services.recent_authentication import ReauthenticationRequired
-from app.services.unit_of_work import is_transaction_conflict
+from app.services.common.unit_of_work import is_transaction_conflict
+from app.services.tokens.recent_authentication import ReauthenticationRequired
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from fastapi.responses import JSONResponse
 
 from app.api.oauth_errors import NO_STORE
 from app.schemas.tokens import TokenResponseBody
-from app.services.token_issuer import TokenResponse
+from app.services.tokens.token_issuer import TokenResponse
 
 
 def token_json(result: TokenResponse, *, scope_requested: bool = False) -> JSONResponse:

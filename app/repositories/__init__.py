@@ -1,15 +1,15 @@
 """Repositories: one per entity over the request's `AsyncSession`. They flush, never commit."""
 
-from app.repositories.action_tokens import ActionTokenRepository
-from app.repositories.audit_events import AuditEventRepository
-from app.repositories.base import BaseRepository, Page, UniqueViolation
-from app.repositories.oauth_accounts import OAuthAccountRepository
-from app.repositories.oauth_states import OAuthStateRepository
-from app.repositories.revoked_access_tokens import RevokedAccessTokenRepository
-from app.repositories.roles import PermissionRepository, RoleRepository
-from app.repositories.service_clients import ServiceClientRepository
-from app.repositories.sessions import RefreshTokenRepository, SessionRepository
-from app.repositories.users import UserRepository
+from app.repositories.accounts.action_tokens import ActionTokenRepository
+from app.repositories.accounts.users import UserRepository
+from app.repositories.admin.roles import PermissionRepository, RoleRepository
+from app.repositories.admin.service_clients import ServiceClientRepository
+from app.repositories.common.audit_events import AuditEventRepository
+from app.repositories.common.base import BaseRepository, Page, UniqueViolation
+from app.repositories.oauth.oauth_accounts import OAuthAccountRepository
+from app.repositories.oauth.oauth_states import OAuthStateRepository
+from app.repositories.tokens.revoked_access_tokens import RevokedAccessTokenRepository
+from app.repositories.tokens.sign_in_sessions import RefreshTokenRepository, SignInSessionRepository
 
 __all__ = [
     "ActionTokenRepository",
@@ -23,7 +23,7 @@ __all__ = [
     "RevokedAccessTokenRepository",
     "RoleRepository",
     "ServiceClientRepository",
-    "SessionRepository",
+    "SignInSessionRepository",
     "UniqueViolation",
     "UserRepository",
 ]

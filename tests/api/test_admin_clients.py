@@ -130,7 +130,7 @@ async def test_a_client_id_that_is_a_public_clients_is_refused_and_creates_nothi
 ) -> None:
     root = await superuser(client, sessions)
     # Ids are random: make the generator produce the public client's id.
-    monkeypatch.setattr("app.services.clients.new_client_id", lambda: "authsvc-web")
+    monkeypatch.setattr("app.services.admin.service_clients.new_client_id", lambda: "authsvc-web")
 
     response = await client.post("/admin/clients", json={"name": "web"}, headers=root)
 

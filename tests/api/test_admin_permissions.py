@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.services.authorization import BUILTIN_PERMISSIONS
+from app.services.common.authorization import BUILTIN_PERMISSIONS
 from tests.admins import admin_headers, audit_events
 from tests.flows import assert_problem
 

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.repositories import AuditEventRepository, SessionRepository
+from app.repositories import AuditEventRepository, SignInSessionRepository
 from tests.flows import bearer, refresh, register_and_sign_in
 from tests.state import FrozenClock, change_user
 
@@ -146,6 +146,6 @@ async def test_refresh_updates_the_session_last_use(
 
     await refresh(client, tokens["refresh_token"])
 
-    sessions = await SessionRepository(session).list_by()
+    sessions = await SignInSessionRepository(session).list_by()
     assert len(sessions) == 1
     assert sessions[0].last_used_at == clock.now

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.models import ActionPurpose
 from app.repositories import UserRepository
-from app.services.action_tokens import ActionTokens
+from app.services.accounts.action_tokens import ActionTokens
 from tests.admins import grant
 from tests.flows import PASSWORD, register, sign_in
 from tests.live_server import LiveService, live_service, service_client

@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Cookie, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from app.api.deps import ClientInfoDep, OAuthLoginServiceDep, bearer_scheme, get_principal
+from app.api.deps import CallerDep, OAuthLoginServiceDep, bearer_scheme, get_principal
 from app.api.oauth_errors import NO_STORE
 from app.api.problem_docs import problem_responses
 from app.api.token_response import token_json
 from app.schemas.oauth import AuthorizationUrl, OAuthAccountRead
 from app.schemas.tokens import TokenResponseBody
-from app.services.token_issuer import TokenResponse
+from app.services.tokens.token_issuer import TokenResponse
 
 router = APIRouter(
     prefix="/auth/oauth",
@@ -63,7 +63,7 @@ async def authorize(
 async def callback(
     provider: str,
     service: OAuthLoginServiceDep,
-    client: ClientInfoDep,
+    caller: CallerDep,
     code: QueryValue = None,
     state: QueryValue = None,
     error: QueryValue = None,
@@ -77,7 +77,7 @@ async def callback(
         state=state,
         error=error,
         browser_secret=browser_secret,
-        client=client,
+        caller=caller,
     )
     if isinstance(result, TokenResponse):
         response = token_json(result)

@@ -8,9 +8,9 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app.api.deps import CodecDep, SettingsDep
-from app.services.authorization import BUILTIN_PERMISSIONS
-from app.services.clients import SERVICE_SCOPES
-from app.services.scopes import BASIC_SCOPES
+from app.services.admin.service_clients import SERVICE_SCOPES
+from app.services.common.authorization import BUILTIN_PERMISSIONS
+from app.services.tokens.scopes import BASIC_SCOPES
 
 router = APIRouter(prefix="/.well-known", tags=["discovery"])
 

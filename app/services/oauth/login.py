@@ -40,20 +40,20 @@ from app.observability.metrics import current_metrics
 from app.repositories import (
     OAuthAccountRepository,
     OAuthStateRepository,
-    SessionRepository,
+    SignInSessionRepository,
     UserRepository,
 )
-from app.repositories.base import UniqueViolation
+from app.repositories.common.base import UniqueViolation
 from app.security.opaque_tokens import new_opaque_token, token_digest
-from app.services.audit import AuditEventType, AuditTrail
-from app.services.authentication import Principal
-from app.services.client_info import ClientInfo
-from app.services.context import Service, ServiceContext
+from app.services.common.audit_trail import AuditEventType, AuditTrail
+from app.services.common.caller import Caller
+from app.services.common.context import Service, ServiceContext
+from app.services.common.unit_of_work import unit_of_work
 from app.services.oauth.providers import ExternalIdentity, Provider
-from app.services.recent_authentication import require_recent_authentication
-from app.services.sessions import SessionManager
-from app.services.token_issuer import TokenIssuer, TokenResponse
-from app.services.unit_of_work import unit_of_work
+from app.services.tokens.bearer_authentication import Principal
+from app.services.tokens.recent_authentication import require_recent_authentication
+from app.services.tokens.sign_in_sessions import SignInSessions
+from app.services.tokens.token_issuer import TokenIssuer, TokenResponse
 
 
 class UnknownProvider(NotFound):
@@ -160,8 +160,8 @@ class OAuthLoginService(Service):
         self.states = OAuthStateRepository(session)
         self.accounts = OAuthAccountRepository(session)
         self.users = UserRepository(session)
-        self.session_rows = SessionRepository(session)
-        self.sessions = SessionManager(session, context.settings)
+        self.session_rows = SignInSessionRepository(session)
+        self.sessions = SignInSessions(session, context.settings)
         self.audit = AuditTrail(session)
 
     def provider(self, name: str) -> Provider:
@@ -227,7 +227,7 @@ class OAuthLoginService(Service):
         state: str | None,
         error: str | None,
         browser_secret: str | None,
-        client: ClientInfo,
+        caller: Caller,
     ) -> TokenResponse | OAuthAccount:
         """Complete the flow: a token response for a sign-in, the new link for a link flow."""
         provider = self.provider(provider_name)
@@ -242,8 +242,8 @@ class OAuthLoginService(Service):
             redirect_uri=pending.redirect_uri,
         )
         if pending.link_user_id is not None:
-            return await self._link(pending.link_user_id, pending, identity, client)
-        return await self._sign_in(identity, client)
+            return await self._link(pending.link_user_id, pending, identity, caller)
+        return await self._sign_in(identity, caller)
 
     async def _spend_state(
         self, provider_name: str, state: str | None, browser_secret: str | None
@@ -261,7 +261,7 @@ class OAuthLoginService(Service):
             raise InvalidState
         return pending
 
-    async def _sign_in(self, identity: ExternalIdentity, client: ClientInfo) -> TokenResponse:
+    async def _sign_in(self, identity: ExternalIdentity, caller: Caller) -> TokenResponse:
         try:
             async with unit_of_work(self.session):
                 link = await self.accounts.get_by_provider_account(
@@ -282,12 +282,12 @@ class OAuthLoginService(Service):
                         user, created = await self._create_user(identity), True
                     else:
                         user, adopted = existing, True
-                        await self._adopt(user, identity, client)
+                        await self._adopt(user, identity, caller)
                 if not user.is_active:
                     raise SignInDisabled
                 issued = await self.sessions.start(
                     user,
-                    client,
+                    caller,
                     scope="",
                     client_id=self.settings.first_party_client_id,
                     now=self.clock(),
@@ -295,7 +295,7 @@ class OAuthLoginService(Service):
                 user.last_login_at = self.clock()
                 await self.audit.record(
                     AuditEventType.oauth_login,
-                    client=client,
+                    caller=caller,
                     user_id=user.id,
                     actor_id=user.id,
                     provider=identity.provider,
@@ -307,7 +307,7 @@ class OAuthLoginService(Service):
             raise Conflict("This account changed meanwhile; try signing in again.") from None
         except UnverifiedEmail:
             # After the rollback, on its own.
-            await self._record_refusal(identity, "email_not_verified", client)
+            await self._record_refusal(identity, "email_not_verified", caller)
             raise
         if adopted:
             self._notify_linked(user, identity)
@@ -328,7 +328,7 @@ class OAuthLoginService(Service):
         )
         return user
 
-    async def _adopt(self, user: User, identity: ExternalIdentity, client: ClientInfo) -> None:
+    async def _adopt(self, user: User, identity: ExternalIdentity, caller: Caller) -> None:
         """Link a verified provider identity to the existing account with its email.
 
         An account nobody verified may have been set up by a squatter waiting for the owner:
@@ -349,7 +349,7 @@ class OAuthLoginService(Service):
             await self.sessions.end_all(user.id, self.clock(), "oauth_link_unverified_account")
         await self.audit.record(
             AuditEventType.oauth_linked,
-            client=client,
+            caller=caller,
             user_id=user.id,
             actor_id=user.id,
             provider=identity.provider,
@@ -361,7 +361,7 @@ class OAuthLoginService(Service):
         user_id: uuid.UUID,
         pending: OAuthState,
         identity: ExternalIdentity,
-        client: ClientInfo,
+        caller: Caller,
     ) -> OAuthAccount:
         try:
             async with unit_of_work(self.session):
@@ -386,7 +386,7 @@ class OAuthLoginService(Service):
                     )
                     await self.audit.record(
                         AuditEventType.oauth_linked,
-                        client=client,
+                        caller=caller,
                         user_id=user.id,
                         actor_id=user.id,
                         provider=identity.provider,
@@ -394,7 +394,7 @@ class OAuthLoginService(Service):
         except UniqueViolation:
             raise IdentityLinkedElsewhere from None
         except LinkVoided as voided:
-            await self._record_refusal(identity, voided.reason, client, user_id=user_id)
+            await self._record_refusal(identity, voided.reason, caller, user_id=user_id)
             raise
         if created:
             self._notify_linked(user, identity)
@@ -405,10 +405,10 @@ class OAuthLoginService(Service):
         the user's, and the user's token version is the one it was started under."""
         if pending.link_session_id is None or pending.link_token_version is None:
             raise LinkVoided("unbound")  # started before flows were bound to sessions
-        family = await self.session_rows.get_by_id(pending.link_session_id)
-        if family is None or family.user_id != user.id:
+        sign_in_session = await self.session_rows.get_by_id(pending.link_session_id)
+        if sign_in_session is None or sign_in_session.user_id != user.id:
             raise LinkVoided("session_mismatch")
-        if not self.sessions.is_usable(family, user, self.clock()):
+        if not self.sessions.is_usable(sign_in_session, user, self.clock()):
             raise LinkVoided("session_ended")
         if user.token_version != pending.link_token_version:
             raise LinkVoided("token_version_changed")
@@ -429,7 +429,7 @@ class OAuthLoginService(Service):
         self,
         identity: ExternalIdentity,
         reason: str,
-        client: ClientInfo,
+        caller: Caller,
         *,
         user_id: uuid.UUID | None = None,
     ) -> None:
@@ -441,7 +441,7 @@ class OAuthLoginService(Service):
                 user_id = existing.id if existing else None
             await self.audit.record(
                 AuditEventType.oauth_link_refused,
-                client=client,
+                caller=caller,
                 user_id=user_id,
                 provider=identity.provider,
                 reason=reason,
@@ -452,7 +452,7 @@ class OAuthLoginService(Service):
     async def list_links(self, user_id: uuid.UUID) -> list[OAuthAccount]:
         return await self.accounts.list_for_user(user_id)
 
-    async def unlink(self, user_id: uuid.UUID, link_id: uuid.UUID, client: ClientInfo) -> None:
+    async def unlink(self, user_id: uuid.UUID, link_id: uuid.UUID, caller: Caller) -> None:
         """Remove one of the user's links, unless it is their last way to sign in."""
         async with unit_of_work(self.session):
             user = await self.users.get_for_update(user_id)
@@ -465,7 +465,7 @@ class OAuthLoginService(Service):
             await self.accounts.delete(link.id)
             await self.audit.record(
                 AuditEventType.oauth_unlinked,
-                client=client,
+                caller=caller,
                 user_id=user.id,
                 actor_id=user.id,
                 provider=link.provider,

@@ -1,0 +1,1 @@
+"""The admin API: users, roles, permissions, service clients, audit log."""

@@ -1,0 +1,92 @@
+"""Administration of service clients: register, list, delete. Needs `clients:write`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response, status
+
+from app.api.deps import CallerDep, ClientAdminServiceDep
+from app.api.permissions import ClientsWriter
+from app.api.problem_docs import problem_responses
+from app.schemas.admin.service_clients import ClientCreate, ClientCreated, ClientRead, ClientUpdate
+from app.schemas.pagination import DEFAULT_LIMIT, Cursor, Limit, PageOut
+
+router = APIRouter(
+    prefix="/admin", tags=["admin"], responses=problem_responses(400, 401, 403, 404, 409, 422, 503)
+)
+
+
+ClientIdPath = Annotated[str, Path(max_length=64)]
+
+
+@router.get("/clients", response_model=PageOut[ClientRead])
+async def list_clients(
+    actor: ClientsWriter,
+    service: ClientAdminServiceDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> PageOut[ClientRead]:
+    """Service clients, newest first. Secrets are never listed."""
+    page = await service.list_clients(actor, limit=limit, cursor=cursor)
+    return PageOut(
+        items=[ClientRead.model_validate(item) for item in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.post("/clients", status_code=status.HTTP_201_CREATED, response_model=ClientCreated)
+async def create_client(
+    body: ClientCreate,
+    actor: ClientsWriter,
+    service: ClientAdminServiceDep,
+    caller: CallerDep,
+    response: Response,
+) -> ClientCreated:
+    """Register a client. `client_secret` is shown in this response only: store it now."""
+    service_client, secret = await service.create(
+        actor, name=body.name, scopes=body.scopes, audiences=body.audiences, caller=caller
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return ClientCreated(
+        **ClientRead.model_validate(service_client).model_dump(), client_secret=secret
+    )
+
+
+@router.get("/clients/{client_id}", response_model=ClientRead)
+async def read_client(
+    client_id: ClientIdPath, actor: ClientsWriter, service: ClientAdminServiceDep
+) -> ClientRead:
+    return ClientRead.model_validate(await service.get(actor, client_id))
+
+
+@router.patch("/clients/{client_id}", response_model=ClientRead)
+async def update_client(
+    client_id: ClientIdPath,
+    body: ClientUpdate,
+    actor: ClientsWriter,
+    service: ClientAdminServiceDep,
+    caller: CallerDep,
+) -> ClientRead:
+    """Rename, disable (`is_active: false`) or re-scope a client. Secrets cannot be read or
+    changed here: to rotate one, create a new client and delete the old."""
+    updated = await service.update(
+        actor,
+        client_id,
+        name=body.name,
+        is_active=body.is_active,
+        scopes=body.scopes,
+        audiences=body.audiences,
+        caller=caller,
+    )
+    return ClientRead.model_validate(updated)
+
+
+@router.delete("/clients/{client_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_client(
+    client_id: ClientIdPath,
+    actor: ClientsWriter,
+    service: ClientAdminServiceDep,
+    caller: CallerDep,
+) -> None:
+    await service.delete(actor, client_id, caller=caller)

@@ -1,0 +1,1 @@
+"""Users, their one-time action tokens and the credential reads of the hot path."""

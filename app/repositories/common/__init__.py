@@ -1,0 +1,1 @@
+"""The repository base and what every domain's repositories share."""

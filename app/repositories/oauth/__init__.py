@@ -1,0 +1,1 @@
+"""Linked provider accounts and pending social sign-in states."""

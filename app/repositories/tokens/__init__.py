@@ -1,0 +1,1 @@
+"""Sign-in sessions, their refresh tokens and the access-token denylist."""

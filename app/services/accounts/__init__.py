@@ -1,0 +1,1 @@
+"""A user's own account: registration, profile, password, email verification, recovery."""

@@ -1,0 +1,1 @@
+"""What administrators manage: users, roles and permissions, service clients, the audit log."""
