@@ -61,7 +61,7 @@ class AuditLogService(Service):
         caller when known (`actor`) and what they lacked; True if it was recorded.
 
         Anyone can send refused requests, as fast as they like: only
-        `AUTH_AUDIT_ACCESS_DENIED_IP` of them per client IP, and `..._TOTAL` from all IPs, are
+        `AUTH_AUDIT_ACCESS_DENIED_IP` of them per caller IP, and `..._TOTAL` from all IPs, are
         written, so a flood can neither fill the table nor keep the database busy. The excess
         is counted in `authsvc_throttled_total`.
         """
