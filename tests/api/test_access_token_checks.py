@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from tests.flows import bearer, register_and_sign_in
-from tests.state import change_user, delete_user
+from tests.support.flows import bearer, register_and_sign_in
+from tests.support.state import change_user, delete_user
 
 pytestmark = pytest.mark.usefixtures("app")
 

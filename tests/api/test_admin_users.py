@@ -14,8 +14,16 @@ from fastapi import FastAPI
 from sqlalchemy import event
 
 from app.repositories import AuditEventRepository, UserRepository
-from tests.admins import admin_headers, grant
-from tests.flows import PASSWORD, bearer, refresh, register, register_and_sign_in, sign_in, user_id
+from tests.support.admins import admin_headers, grant
+from tests.support.flows import (
+    PASSWORD,
+    bearer,
+    refresh,
+    register,
+    register_and_sign_in,
+    sign_in,
+    user_id,
+)
 
 NEW_PASSWORD = "a completely different passphrase"
 

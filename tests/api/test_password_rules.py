@@ -14,8 +14,16 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.repositories import UserRepository
-from tests.admins import admin_headers
-from tests.flows import (
+from tests.mail.smtp_server import (
+    SmtpServer,
+    extract_token,
+    html_part,
+    sending_to,
+    smtp_server,
+    text_part,
+)
+from tests.support.admins import admin_headers
+from tests.support.flows import (
     PASSWORD,
     assert_problem,
     bearer,
@@ -25,15 +33,7 @@ from tests.flows import (
     sign_in,
     user_id,
 )
-from tests.mail.smtp_server import (
-    SmtpServer,
-    extract_token,
-    html_part,
-    sending_to,
-    smtp_server,
-    text_part,
-)
-from tests.state import change_user
+from tests.support.state import change_user
 
 __all__ = ["smtp_server"]  # the fixture, re-exported for pytest
 

@@ -8,8 +8,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.repositories import AuditEventRepository, SessionRepository
-from tests.flows import bearer, refresh, register_and_sign_in
-from tests.state import FrozenClock, change_user
+from tests.support.flows import bearer, refresh, register_and_sign_in
+from tests.support.state import FrozenClock, change_user
 
 
 async def test_refresh_rotates_the_pair(client: httpx.AsyncClient) -> None:
@@ -63,7 +63,7 @@ async def test_replay_after_grace_revokes_the_whole_family(
 async def test_reuse_ends_only_the_affected_session(
     client: httpx.AsyncClient, clock: FrozenClock
 ) -> None:
-    from tests.flows import sign_in
+    from tests.support.flows import sign_in
 
     stolen = await register_and_sign_in(client)
     other = await sign_in(client)

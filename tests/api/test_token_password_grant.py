@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.repositories import AuditEventRepository, UserRepository
-from tests.admins import grant
-from tests.flows import PASSWORD, bearer, password_grant, register, sign_in
-from tests.state import change_user
+from tests.support.admins import grant
+from tests.support.flows import PASSWORD, bearer, password_grant, register, sign_in
+from tests.support.state import change_user
 
 pytestmark = pytest.mark.usefixtures("app")
 

@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.security.access_tokens import AccessTokenCodec
 from authsvc_kit import AuthsvcKit
 from examples.consumer_service import create_app, kit_from_environment
-from tests.admins import grant, sign_in_holding
-from tests.flows import bearer, refresh, register_and_sign_in
 from tests.kit.conftest import AUDIENCE
-from tests.live_server import LiveService
+from tests.support.admins import grant, sign_in_holding
+from tests.support.flows import bearer, refresh, register_and_sign_in
+from tests.support.live_server import LiveService
 
 
 @pytest.fixture

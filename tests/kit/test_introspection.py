@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from authsvc_kit import AuthsvcKit, AuthsvcUnavailable, Claims, Introspector, InvalidToken
 from examples.consumer_service import create_app
-from tests.admins import admin_headers, grant, sign_in_holding
-from tests.flows import bearer, register_and_sign_in
 from tests.kit.conftest import AUDIENCE, CountingTransport
-from tests.live_server import LiveService
+from tests.support.admins import admin_headers, grant, sign_in_holding
+from tests.support.flows import bearer, register_and_sign_in
+from tests.support.live_server import LiveService
 
 INTROSPECT_PATH = "/auth/introspect"
 

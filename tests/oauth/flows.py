@@ -16,8 +16,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.repositories import AuditEventRepository, OAuthAccountRepository, UserRepository
-from tests.flows import register, sign_in
-from tests.state import change_user
+from tests.support.flows import register, sign_in
+from tests.support.state import change_user
 
 SERVICE_URL = "http://localhost:8000"
 FRONTEND_CALLBACK = "https://app.example.com/oauth/callback"

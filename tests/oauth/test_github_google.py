@@ -8,7 +8,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.flows import assert_problem, bearer, password_grant, register
 from tests.oauth.authorization_server import Identity, s256
 from tests.oauth.conftest import GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET, GOOGLE_CLIENT_ID
 from tests.oauth.fake_providers import (
@@ -34,7 +33,8 @@ from tests.oauth.flows import (
     tokens_from,
     user_count,
 )
-from tests.state import change_user
+from tests.support.flows import assert_problem, bearer, password_grant, register
+from tests.support.state import change_user
 
 pytestmark = pytest.mark.usefixtures("app")
 

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.flows import PASSWORD, assert_problem, bearer, password_grant, refresh
 from tests.oauth.authorization_server import Identity, s256
 from tests.oauth.conftest import CLIENT_ID, HTTP_TIMEOUT_SECONDS, provider_settings
 from tests.oauth.flows import (
@@ -31,7 +30,8 @@ from tests.oauth.flows import (
     user_count,
 )
 from tests.oauth.provider_standin import OIDCStandin
-from tests.state import FrozenClock, change_user
+from tests.support.flows import PASSWORD, assert_problem, bearer, password_grant, refresh
+from tests.support.state import FrozenClock, change_user
 
 pytestmark = pytest.mark.usefixtures("app")
 

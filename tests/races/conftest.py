@@ -1,5 +1,5 @@
-"""Parallel requests at the real service on a socket (tests/live_server.py), with the database
-checked afterwards."""
+"""Parallel requests at the real service on a socket (tests/support/live_server.py), with the
+database checked afterwards."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.models import ActionPurpose
 from app.repositories import UserRepository
 from app.services.action_tokens import ActionTokens
-from tests.admins import grant
-from tests.flows import PASSWORD, register, sign_in
-from tests.live_server import LiveService, live_service, service_client
+from tests.support.admins import grant
+from tests.support.flows import PASSWORD, register, sign_in
+from tests.support.live_server import LiveService, live_service, service_client
 
 __all__ = ["live_service", "service_client"]  # fixtures
 

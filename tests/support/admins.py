@@ -16,7 +16,7 @@ from app.repositories import (
     RoleRepository,
     UserRepository,
 )
-from tests.flows import bearer, password_grant, register, sign_in
+from tests.support.flows import bearer, password_grant, register, sign_in
 
 
 async def grant(
