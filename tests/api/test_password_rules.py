@@ -33,7 +33,7 @@ from tests.support.flows import (
     sign_in,
     user_id,
 )
-from tests.support.state import change_user
+from tests.support.state import forge_user
 
 __all__ = ["smtp_server"]  # the fixture, re-exported for pytest
 
@@ -198,7 +198,8 @@ async def test_a_hash_made_before_normalisation_signs_in_and_is_replaced(
     # What the service stored before it normalised: the password exactly as it was typed.
     old_hash = argon2.PasswordHasher(memory_cost=1024, time_cost=1, parallelism=1).hash(CAFE_NFD)
     async with sessions() as session:
-        await change_user(session, "ada@example.com", hashed_password=old_hash)
+        # Forged: no use case stores such a hash any more.
+        await forge_user(session, "ada@example.com", hashed_password=old_hash)
 
     await sign_in(client, password=CAFE_NFD)
 

@@ -33,8 +33,8 @@ from tests.oauth.flows import (
     tokens_from,
     user_count,
 )
+from tests.support.admins import update_user
 from tests.support.flows import assert_problem, bearer, password_grant, register
-from tests.support.state import change_user
 
 pytestmark = pytest.mark.usefixtures("app")
 
@@ -62,7 +62,7 @@ async def me(client: httpx.AsyncClient, access_token: str) -> dict[str, Any]:
 async def verified_account(client: httpx.AsyncClient, sessions: Sessions, email: str) -> None:
     await register(client, email)
     async with sessions() as session:
-        await change_user(session, email, is_verified=True)
+        await update_user(session, email, is_verified=True)
 
 
 # --- GitHub ----------------------------------------------------------------------------------

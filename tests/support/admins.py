@@ -1,22 +1,73 @@
 """Callers with administrative power, made the way an operator bootstraps them: a registered
-account promoted in the database (as `authsvc create-superuser` does), then signed in."""
+account given power by the admin use cases run as the operator (what `authsvc create-superuser`
+does), then signed in. Also the other account changes an administrator makes, run the same way.
+"""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.models import AuditEvent
-from app.repositories import (
-    AuditEventRepository,
-    PermissionRepository,
-    RoleRepository,
-    UserRepository,
-)
+from app.models import AuditEvent, User
+from app.repositories import AuditEventRepository
+from app.security.audit_hmac import AuditHmac
+from app.services.authorization import OPERATOR
+from app.services.client_info import ClientInfo
+from app.services.context import ServiceContext
+from app.services.rate_limits import RateLimiter
+from app.services.role_admin import RoleAdminService
+from app.services.user_admin import UserAdminService
+from tests.support.databases import make_settings
 from tests.support.flows import bearer, password_grant, register, sign_in
+
+# The command line's caller: no address, no user agent.
+CALLER = ClientInfo()
+
+
+class _Unused:
+    """What the administrator's use cases run here never need (hashing, mail, deferred work):
+    touching it fails the test instead of doing something unseen."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"an administrator's use case reached for {self._what} ({name})")
+
+
+def operator_context(session: AsyncSession) -> ServiceContext:
+    """The context the command line gives the use cases it runs as the operator, over the
+    database of `session`."""
+    engine = session.bind
+    assert isinstance(engine, AsyncEngine), engine
+    settings = make_settings(engine.url.render_as_string(hide_password=False))
+    return ServiceContext(
+        settings=settings,
+        hasher=_Unused("the password hasher"),  # type: ignore[arg-type]
+        limiter=RateLimiter(settings),
+        outbox=_Unused("the mail outbox"),
+        deferred=_Unused("deferred work"),
+        audit_hmac=AuditHmac(settings),
+    )
+
+
+async def find_user(session: AsyncSession, email: str) -> User:
+    """The account with `email`, looked up the way the admin user search does."""
+    wanted = email.strip().lower()
+    users = UserAdminService(session, operator_context(session))
+    page = await users.list_users(OPERATOR, query=wanted, limit=100)
+    matches = [user for user in page.items if user.email == wanted]
+    assert len(matches) == 1, email
+    return matches[0]
+
+
+def own_role(user_id: uuid.UUID) -> str:
+    """The name of the role `grant` makes to give one user `permissions`."""
+    return f"grant-{user_id}"
 
 
 async def grant(
@@ -27,20 +78,47 @@ async def grant(
     roles: Iterable[str] = (),
     permissions: Iterable[str] = (),
 ) -> None:
-    """Make the user with `email` a superuser, give them existing `roles`, and give them
-    `permissions` through a role of their own. Commits."""
-    users = UserRepository(session)
-    user = await users.get_by_email(email)
-    assert user is not None, email
-    granted = await RoleRepository(session).list_by_names(list(roles))
+    """Make the user with `email` a superuser, add existing `roles` to theirs, and give them
+    `permissions` through a role of their own (`own_role`). Each use case commits."""
+    context = operator_context(session)
+    users = UserAdminService(session, context)
+    user = await find_user(session, email)
+    held = [role.name for role in user.roles]
+    added = [name for name in roles if name not in held]
     codenames = list(permissions)
     if codenames:
-        held = await PermissionRepository(session).list_by_codenames(codenames)
-        assert len(held) == len(codenames), f"unknown permission among {codenames}"
-        own = await RoleRepository(session).create(name=f"grant-{user.id}", permissions=held)
-        granted.append(own)
-    await users.update(user, is_superuser=superuser or user.is_superuser, roles=granted)
-    await session.commit()
+        own = await RoleAdminService(session, context).create_role(
+            OPERATOR, name=own_role(user.id), description=None, permissions=codenames, client=CALLER
+        )
+        added.append(own.name)
+    if added:
+        await users.set_roles(OPERATOR, user.id, [*held, *added], client=CALLER)
+    if superuser:
+        await users.ensure_superuser(OPERATOR, email=user.email, password=None, client=CALLER)
+
+
+async def take_back(session: AsyncSession, email: str) -> None:
+    """Delete the role of their own that `grant` gave the user with `email`: they lose its
+    permissions at once, while the tokens they hold stay valid (as when an administrator
+    deletes a role)."""
+    user = await find_user(session, email)
+    roles = RoleAdminService(session, operator_context(session))
+    await roles.delete_role(OPERATOR, own_role(user.id), client=CALLER)
+
+
+async def update_user(session: AsyncSession, email: str, **changes: object) -> User:
+    """Change fields or flags of the user with `email` as an administrator does, with the
+    consequences (deactivation ends their sessions)."""
+    user = await find_user(session, email)
+    users = UserAdminService(session, operator_context(session))
+    return await users.update_user(OPERATOR, user.id, dict(changes), client=CALLER)
+
+
+async def delete_user(session: AsyncSession, email: str) -> None:
+    """Delete the user with `email` as an administrator does."""
+    user = await find_user(session, email)
+    users = UserAdminService(session, operator_context(session))
+    await users.delete_user(OPERATOR, user.id, client=CALLER)
 
 
 async def admin_headers(
