@@ -7,8 +7,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.admins import admin_headers, register_client
-from tests.flows import basic
+from tests.support.admins import admin_headers, register_client
+from tests.support.flows import basic
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import AuditEvent
 from app.repositories import AuditEventRepository
-from tests.admins import admin_headers
-from tests.flows import bearer, register_and_sign_in, user_id
+from tests.support.admins import admin_headers
+from tests.support.flows import bearer, register_and_sign_in, user_id
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from tests.flows import bearer, register_and_sign_in
-from tests.state import change_user, delete_user
+from tests.support.admins import delete_user
+from tests.support.flows import bearer, register_and_sign_in
+from tests.support.state import forge_user
 
 pytestmark = pytest.mark.usefixtures("app")
 
@@ -143,6 +144,7 @@ async def test_token_with_an_outdated_version_is_rejected(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     tokens = await register_and_sign_in(client)
-    await change_user(session, "ada@example.com", token_version=1)
+    # Forged: every use case that moves the version also ends the sessions.
+    await forge_user(session, "ada@example.com", token_version=1)
 
     assert await status_with(client, tokens["access_token"]) == 401

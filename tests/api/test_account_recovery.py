@@ -10,7 +10,8 @@ from email.message import EmailMessage
 import httpx
 import pytest
 
-from tests.flows import (
+from tests.mail.smtp_server import SmtpServer, extract_token, html_part, smtp_server, text_part
+from tests.support.flows import (
     PASSWORD,
     bearer,
     password_grant,
@@ -19,8 +20,7 @@ from tests.flows import (
     register_and_sign_in,
     sign_in,
 )
-from tests.mail.smtp_server import SmtpServer, extract_token, html_part, smtp_server, text_part
-from tests.state import FrozenClock
+from tests.support.state import FrozenClock
 
 __all__ = ["smtp_server"]  # the fixture, re-exported for pytest
 

@@ -11,8 +11,8 @@ import time
 import httpx
 import pytest
 
-from tests.flows import register
-from tests.live_server import LiveService, live_service
+from tests.support.flows import register
+from tests.support.live_server import LiveService, live_service
 
 __all__ = ["live_service"]  # the fixture, re-exported for pytest
 

@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import AuditEvent
 from app.repositories import AuditEventRepository
-from tests.admins import admin_headers
-from tests.flows import password_grant, register, register_and_sign_in
+from tests.support.admins import admin_headers
+from tests.support.flows import password_grant, register, register_and_sign_in
 
 
 async def events(client: httpx.AsyncClient, headers: dict[str, str], **params: Any) -> list[Any]:

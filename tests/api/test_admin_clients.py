@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.repositories import AuditEventRepository, ServiceClientRepository
 from app.security.client_secrets import verify_client_secret
-from tests.admins import admin_headers
-from tests.flows import user_id
+from tests.support.admins import admin_headers
+from tests.support.flows import user_id
 
 Sessions = async_sessionmaker[AsyncSession]
 

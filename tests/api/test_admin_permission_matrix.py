@@ -20,9 +20,9 @@ from fastapi.routing import iter_route_contexts
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.main import create_app
-from tests.admins import admin_headers
-from tests.conftest import make_settings
-from tests.flows import assert_problem, bearer, register, register_and_sign_in
+from tests.support.admins import admin_headers
+from tests.support.databases import make_settings
+from tests.support.flows import assert_problem, bearer, register, register_and_sign_in
 
 Sessions = async_sessionmaker[AsyncSession]
 Headers = dict[str, str]

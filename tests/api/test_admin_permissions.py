@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.services.common.authorization import BUILTIN_PERMISSIONS
-from tests.admins import admin_headers, audit_events
-from tests.flows import assert_problem
+from tests.support.admins import admin_headers, audit_events
+from tests.support.flows import assert_problem
 
 Sessions = async_sessionmaker[AsyncSession]
 Headers = dict[str, str]

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.admins import admin_headers, audit_events
-from tests.flows import assert_problem, user_id
+from tests.support.admins import admin_headers, audit_events
+from tests.support.flows import assert_problem, user_id
 
 Sessions = async_sessionmaker[AsyncSession]
 Headers = dict[str, str]

@@ -14,8 +14,16 @@ from fastapi import FastAPI
 from sqlalchemy import event
 
 from app.repositories import AuditEventRepository, UserRepository
-from tests.admins import admin_headers, grant
-from tests.flows import PASSWORD, bearer, refresh, register, register_and_sign_in, sign_in, user_id
+from tests.support.admins import admin_headers, grant, take_back, update_user
+from tests.support.flows import (
+    PASSWORD,
+    bearer,
+    refresh,
+    register,
+    register_and_sign_in,
+    sign_in,
+    user_id,
+)
 
 NEW_PASSWORD = "a completely different passphrase"
 
@@ -60,7 +68,7 @@ async def test_a_revoked_permission_stops_working_with_the_same_token(
     assert (await client.get("/admin/users", headers=reader)).status_code == 200
 
     async with sessions() as session:
-        await grant(session, "reader@example.com", roles=[])  # every role taken away
+        await take_back(session, "reader@example.com")  # the only role they held, deleted
 
     assert (await client.get("/admin/users", headers=reader)).status_code == 403
 
@@ -77,12 +85,7 @@ async def test_list_filters_by_search_text_flags_and_role(
     await register(client, "linus@example.org", username="torvalds")
     async with sessions() as session:
         await grant(session, "grace@example.com", roles=["admin"])
-        await UserRepository(session).update(
-            await UserRepository(session).get_by_email("linus@example.org"),  # type: ignore[arg-type]
-            is_active=False,
-            is_verified=True,
-        )
-        await session.commit()
+        await update_user(session, "linus@example.org", is_active=False, is_verified=True)
 
     async def emails(**params: Any) -> list[str]:
         response = await client.get("/admin/users", params=params, headers=root)

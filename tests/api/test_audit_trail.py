@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.models import AuditEvent
 from app.repositories import AuditEventRepository
 from app.security.audit_hmac import load_audit_key
-from tests.admins import admin_headers
-from tests.flows import (
+from tests.support.admins import admin_headers
+from tests.support.flows import (
     PASSWORD,
     bearer,
     password_grant,

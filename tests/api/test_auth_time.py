@@ -10,9 +10,9 @@ import jwt
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.admins import admin_headers, register_client
-from tests.flows import basic, refresh, register_and_sign_in, sign_in
-from tests.state import FrozenClock
+from tests.support.admins import admin_headers, register_client
+from tests.support.flows import basic, refresh, register_and_sign_in, sign_in
+from tests.support.state import FrozenClock
 
 pytestmark = pytest.mark.usefixtures("app")
 

@@ -7,8 +7,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.admins import admin_headers
-from tests.flows import bearer, register_and_sign_in
+from tests.support.admins import admin_headers
+from tests.support.flows import bearer, register_and_sign_in
 
 pytestmark = pytest.mark.usefixtures("app")
 

@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.repositories import AuditEventRepository
-from tests.admins import admin_headers, register_client
-from tests.flows import basic, bearer
+from tests.support.admins import admin_headers, register_client
+from tests.support.flows import basic, bearer
 
 Sessions = async_sessionmaker[AsyncSession]
 

@@ -12,9 +12,9 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.admins import audit_events, register_client
-from tests.flows import basic, bearer, introspect
-from tests.state import FrozenClock
+from tests.support.admins import audit_events, register_client
+from tests.support.flows import basic, bearer, introspect
+from tests.support.state import FrozenClock
 
 Sessions = async_sessionmaker[AsyncSession]
 

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.security.access_tokens import AccessTokenCodec
 from app.security.keys.ring import KeyRing
 from app.security.keys.signing_key import SigningKey
-from tests.admins import register_client
-from tests.flows import PASSWORD, basic, bearer, introspect, refresh, register_and_sign_in
+from tests.support.admins import register_client
+from tests.support.flows import PASSWORD, basic, bearer, introspect, refresh, register_and_sign_in
 
 Sessions = async_sessionmaker[AsyncSession]
 NEW_PASSWORD = "a completely different passphrase"

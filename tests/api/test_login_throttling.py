@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.main import create_app
-from tests.attempts import count_events, in_parallel
-from tests.flows import password_grant, register
+from tests.support.attempts import count_events, in_parallel
+from tests.support.flows import password_grant, register
 
 WRONG = "definitely the wrong password"
 REDIS_URL = os.environ.get("AUTH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -7,7 +7,7 @@ import pytest
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from fastapi import FastAPI
 
-from tests.flows import PASSWORD, register
+from tests.support.flows import PASSWORD, register
 
 pytestmark = pytest.mark.usefixtures("app")
 

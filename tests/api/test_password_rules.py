@@ -14,8 +14,16 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.repositories import UserRepository
-from tests.admins import admin_headers
-from tests.flows import (
+from tests.mail.smtp_server import (
+    SmtpServer,
+    extract_token,
+    html_part,
+    sending_to,
+    smtp_server,
+    text_part,
+)
+from tests.support.admins import admin_headers
+from tests.support.flows import (
     PASSWORD,
     assert_problem,
     bearer,
@@ -25,15 +33,7 @@ from tests.flows import (
     sign_in,
     user_id,
 )
-from tests.mail.smtp_server import (
-    SmtpServer,
-    extract_token,
-    html_part,
-    sending_to,
-    smtp_server,
-    text_part,
-)
-from tests.state import change_user
+from tests.support.state import forge_user
 
 __all__ = ["smtp_server"]  # the fixture, re-exported for pytest
 
@@ -198,7 +198,8 @@ async def test_a_hash_made_before_normalisation_signs_in_and_is_replaced(
     # What the service stored before it normalised: the password exactly as it was typed.
     old_hash = argon2.PasswordHasher(memory_cost=1024, time_cost=1, parallelism=1).hash(CAFE_NFD)
     async with sessions() as session:
-        await change_user(session, "ada@example.com", hashed_password=old_hash)
+        # Forged: no use case stores such a hash any more.
+        await forge_user(session, "ada@example.com", hashed_password=old_hash)
 
     await sign_in(client, password=CAFE_NFD)
 

@@ -8,8 +8,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.repositories import AuditEventRepository, SignInSessionRepository
-from tests.flows import bearer, refresh, register_and_sign_in
-from tests.state import FrozenClock, change_user
+from tests.support.flows import bearer, refresh, register_and_sign_in
+from tests.support.state import FrozenClock, forge_user
 
 
 async def test_refresh_rotates_the_pair(client: httpx.AsyncClient) -> None:
@@ -63,7 +63,7 @@ async def test_replay_after_grace_revokes_the_whole_family(
 async def test_reuse_ends_only_the_affected_session(
     client: httpx.AsyncClient, clock: FrozenClock
 ) -> None:
-    from tests.flows import sign_in
+    from tests.support.flows import sign_in
 
     stolen = await register_and_sign_in(client)
     other = await sign_in(client)
@@ -131,7 +131,8 @@ async def test_deactivated_user_cannot_refresh(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     tokens = await register_and_sign_in(client)
-    await change_user(session, "ada@example.com", is_active=False)
+    # Forged: deactivating through the admin use case would end her sessions first.
+    await forge_user(session, "ada@example.com", is_active=False)
 
     assert (await refresh(client, tokens["refresh_token"])).status_code == 400
     me = await client.get("/users/me", headers=bearer(tokens["access_token"]))

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.repositories import AuditEventRepository, UserRepository
-from tests.flows import PASSWORD, register
+from tests.support.flows import PASSWORD, register
 
 pytestmark = pytest.mark.usefixtures("app")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.flows import PASSWORD
+from tests.support.flows import PASSWORD
 
 
 @pytest.fixture

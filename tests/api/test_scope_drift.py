@@ -10,8 +10,8 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.admins import grant, register_client, sign_in_holding
-from tests.flows import basic, introspect, refresh, user_id
+from tests.support.admins import grant, register_client, sign_in_holding
+from tests.support.flows import basic, introspect, refresh, user_id
 
 Sessions = async_sessionmaker[AsyncSession]
 

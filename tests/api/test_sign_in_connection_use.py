@@ -8,7 +8,7 @@ import asyncio
 import httpx
 import pytest
 
-from tests.flows import bearer, password_grant, register, sign_in
+from tests.support.flows import bearer, password_grant, register, sign_in
 
 SIGN_INS = 60
 

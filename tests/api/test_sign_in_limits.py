@@ -18,9 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import AuditEvent
-from tests.attempts import client_at, count_events, in_parallel, statuses
-from tests.flows import PASSWORD, bearer, password_grant, register, sign_in
 from tests.mail.smtp_server import SmtpServer, extract_token, smtp_server, text_part
+from tests.support.attempts import client_at, count_events, in_parallel, statuses
+from tests.support.flows import PASSWORD, bearer, password_grant, register, sign_in
 
 __all__ = ["smtp_server"]  # the fixture, re-exported for pytest
 

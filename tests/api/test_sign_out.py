@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.repositories import AuditEventRepository
-from tests.flows import bearer, refresh, register_and_sign_in, sign_in
+from tests.support.flows import bearer, refresh, register_and_sign_in, sign_in
 
 pytestmark = pytest.mark.usefixtures("app")
 

@@ -11,8 +11,8 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.admins import admin_headers, audit_events, register_client
-from tests.flows import PASSWORD, basic, bearer, password_grant, refresh, register
+from tests.support.admins import admin_headers, audit_events, register_client
+from tests.support.flows import PASSWORD, basic, bearer, password_grant, refresh, register
 
 Sessions = async_sessionmaker[AsyncSession]
 MOBILE = "authsvc-mobile"

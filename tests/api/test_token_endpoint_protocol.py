@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.security.access_tokens import AccessTokenCodec
-from tests.admins import admin_headers, register_client
-from tests.flows import PASSWORD, basic, bearer, password_grant, refresh, register
+from tests.support.admins import admin_headers, register_client
+from tests.support.flows import PASSWORD, basic, bearer, password_grant, refresh, register
 
 pytestmark = pytest.mark.usefixtures("app")
 

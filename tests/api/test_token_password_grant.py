@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.repositories import AuditEventRepository, UserRepository
-from tests.admins import grant
-from tests.flows import PASSWORD, bearer, password_grant, register, sign_in
-from tests.state import change_user
+from tests.support.admins import grant, update_user
+from tests.support.flows import PASSWORD, bearer, password_grant, register, sign_in
+from tests.support.state import forge_user
 
 pytestmark = pytest.mark.usefixtures("app")
 
@@ -81,7 +81,7 @@ async def test_unknown_user_wrong_password_and_inactive_user_look_the_same(
 ) -> None:
     await register(client, "ada@example.com")
     await register(client, "off@example.com")
-    await change_user(session, "off@example.com", is_active=False)
+    await update_user(session, "off@example.com", is_active=False)
 
     responses = [
         await password_grant(client, "nobody@example.com"),
@@ -190,7 +190,8 @@ async def test_bcrypt_hash_is_accepted_and_upgraded_to_argon2id(
 
     await register(client)
     legacy = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
-    await change_user(session, "ada@example.com", hashed_password=legacy)
+    # Forged: an imported hash; no use case stores a bcrypt hash.
+    await forge_user(session, "ada@example.com", hashed_password=legacy)
 
     assert (await password_grant(client, "ada@example.com")).status_code == 200
 

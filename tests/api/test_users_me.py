@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.repositories import AuditEventRepository
-from tests.flows import (
+from tests.support.flows import (
     PASSWORD,
     bearer,
     password_grant,

@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.admins import admin_headers, register_client
-from tests.flows import assert_problem, basic, bearer, password_grant, register_and_sign_in
+from tests.support.admins import admin_headers, register_client
+from tests.support.flows import assert_problem, basic, bearer, password_grant, register_and_sign_in
 
 Call = Callable[[], Awaitable[httpx.Response]]
 

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from tests.conftest import admin_database_url
+from tests.support.databases import admin_database_url
 
 
 def database_name(database_url: str) -> str:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.faults.tcp_proxy import TcpProxy
-from tests.flows import PASSWORD, register
+from tests.support.flows import PASSWORD, register
 
 pytestmark = pytest.mark.usefixtures("app")
 

@@ -25,9 +25,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import ResetDatabase
 from tests.faults.locks import users_locked
-from tests.flows import PASSWORD
+from tests.support.databases import ResetDatabase
+from tests.support.flows import PASSWORD
 
 AUTHSVC = str(Path(sys.executable).parent / "authsvc")
 IN_FLIGHT = 5

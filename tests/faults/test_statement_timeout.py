@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.faults.locks import users_locked
-from tests.flows import PASSWORD, assert_problem
+from tests.support.flows import PASSWORD, assert_problem
 
 pytestmark = pytest.mark.usefixtures("app")
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.faults.database_calls import assert_unavailable
 from tests.faults.server_admin import wait_for_lock_waiters
-from tests.flows import refresh, register_and_sign_in
+from tests.support.flows import refresh, register_and_sign_in
 
 pytestmark = pytest.mark.usefixtures("app")
 

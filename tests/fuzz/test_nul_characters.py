@@ -15,8 +15,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.admins import admin_headers
-from tests.flows import register
+from tests.support.admins import admin_headers
+from tests.support.flows import register
 
 NUL = "\x00"
 REQUESTS: dict[str, dict[str, Any]] = {

@@ -33,8 +33,8 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.admins import admin_headers, register_client
-from tests.flows import PASSWORD, basic, bearer, register, sign_in
+from tests.support.admins import admin_headers, register_client
+from tests.support.flows import PASSWORD, basic, bearer, register, sign_in
 
 T = TypeVar("T")
 BASE_URL = "http://testserver"

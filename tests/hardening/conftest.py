@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from app.api.hardening import install_hardening
 from app.config import Settings
 from app.main import create_app
-from tests.conftest import ResetDatabase
+from tests.support.databases import ResetDatabase
 
 
 @pytest.fixture

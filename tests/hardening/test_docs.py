@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from app.config import Settings
-from tests.flows import PASSWORD, bearer, register
 from tests.hardening.test_production_settings import production
+from tests.support.flows import PASSWORD, bearer, register
 
 # Every URL an HTML page makes the browser load: src=, href=, spec-url= and Swagger UI's `url:`.
 _REFERENCES = re.compile(r"""(?:src|href|spec-url)=["']([^"']+)["']|\burl:\s*'([^']+)'""")

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.flows import bearer
+from tests.support.flows import bearer
 
 BASELINE = {
     "x-content-type-options": "nosniff",

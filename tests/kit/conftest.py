@@ -1,4 +1,4 @@
-"""The real service on a real socket (tests/live_server.py), for the consumer kit to talk to
+"""The real service on a real socket (tests/support/live_server.py), for the consumer kit to talk to
 over HTTP. `jwks_service` is the live service without database work, for tests that only need
 the published keys and the service's codec.
 """
@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from authsvc_kit import JWKSCache, TokenVerifier
-from tests.conftest import make_settings
-from tests.live_server import LiveService, live_service, service_client, start_service
+from tests.support.databases import make_settings
+from tests.support.live_server import LiveService, live_service, service_client, start_service
 
 __all__ = ["live_service", "service_client"]  # fixtures
 

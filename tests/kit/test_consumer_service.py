@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.security.access_tokens import AccessTokenCodec
 from authsvc_kit import AuthsvcKit
 from examples.consumer_service import create_app, kit_from_environment
-from tests.admins import grant, sign_in_holding
-from tests.flows import bearer, refresh, register_and_sign_in
 from tests.kit.conftest import AUDIENCE
-from tests.live_server import LiveService
+from tests.support.admins import sign_in_holding, take_back
+from tests.support.flows import bearer, refresh, register_and_sign_in
+from tests.support.live_server import LiveService
 
 
 @pytest.fixture
@@ -129,7 +129,7 @@ async def test_a_token_refreshed_after_the_permission_was_taken_away_is_refused(
 ) -> None:
     granted = await sign_in_holding(service_client, session_factory, "users:read")
     async with session_factory() as session:
-        await grant(session, "ada@example.com")  # no roles left, so no permission either
+        await take_back(session, "ada@example.com")  # no roles left, so no permission either
 
     refreshed = await refresh(service_client, granted["refresh_token"])
 

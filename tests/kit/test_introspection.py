@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from authsvc_kit import AuthsvcKit, AuthsvcUnavailable, Claims, Introspector, InvalidToken
 from examples.consumer_service import create_app
-from tests.admins import admin_headers, grant, sign_in_holding
-from tests.flows import bearer, register_and_sign_in
 from tests.kit.conftest import AUDIENCE, CountingTransport
-from tests.live_server import LiveService
+from tests.support.admins import admin_headers, sign_in_holding, take_back
+from tests.support.flows import bearer, register_and_sign_in
+from tests.support.live_server import LiveService
 
 INTROSPECT_PATH = "/auth/introspect"
 
@@ -269,7 +269,7 @@ async def test_a_scope_the_user_lost_is_refused_on_a_revocation_checked_route(
 
     token = await sign_in_holding(service_client, session_factory, "users:read")
     async with session_factory() as session:
-        await grant(session, "ada@example.com")  # no roles left, so no permission either
+        await take_back(session, "ada@example.com")  # no roles left, so no permission either
 
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://consumer") as consumer:

@@ -15,9 +15,9 @@ import pytest
 from app.config import Settings
 from app.security.keys.directory import KeyDirectory
 from authsvc_kit import InvalidToken
-from tests.flows import register, sign_in
 from tests.kit.conftest import CountingTransport, ManualClock, verifier_for
-from tests.live_server import LiveService, start_service
+from tests.support.flows import register, sign_in
+from tests.support.live_server import LiveService, start_service
 
 JWKS_PATH = "/.well-known/jwks.json"
 

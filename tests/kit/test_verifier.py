@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.security.access_tokens import AccessTokenCodec
 from authsvc_kit import AuthsvcKit, AuthsvcUnavailable, Claims, InvalidToken
-from tests.flows import register_and_sign_in
 from tests.kit.conftest import AUDIENCE, ManualClock, verifier_for
-from tests.live_server import LiveService
+from tests.support.flows import register_and_sign_in
+from tests.support.live_server import LiveService
 
 
 def b64(data: bytes) -> str:

@@ -16,8 +16,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.repositories import AuditEventRepository, OAuthAccountRepository, UserRepository
-from tests.flows import register, sign_in
-from tests.state import change_user
+from tests.support.admins import update_user
+from tests.support.flows import register, sign_in
 
 SERVICE_URL = "http://localhost:8000"
 FRONTEND_CALLBACK = "https://app.example.com/oauth/callback"
@@ -131,7 +131,7 @@ async def verified_account(
     """A local account with a password and a verified address, signed in: its tokens."""
     await register(client, email)
     async with sessions() as session:
-        await change_user(session, email, is_verified=True)
+        await update_user(session, email, is_verified=True)
     return await sign_in(client, email)
 
 

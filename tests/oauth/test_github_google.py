@@ -8,7 +8,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.flows import assert_problem, bearer, password_grant, register
 from tests.oauth.authorization_server import Identity, s256
 from tests.oauth.conftest import GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET, GOOGLE_CLIENT_ID
 from tests.oauth.fake_providers import (
@@ -34,7 +33,8 @@ from tests.oauth.flows import (
     tokens_from,
     user_count,
 )
-from tests.state import change_user
+from tests.support.admins import update_user
+from tests.support.flows import assert_problem, bearer, password_grant, register
 
 pytestmark = pytest.mark.usefixtures("app")
 
@@ -62,7 +62,7 @@ async def me(client: httpx.AsyncClient, access_token: str) -> dict[str, Any]:
 async def verified_account(client: httpx.AsyncClient, sessions: Sessions, email: str) -> None:
     await register(client, email)
     async with sessions() as session:
-        await change_user(session, email, is_verified=True)
+        await update_user(session, email, is_verified=True)
 
 
 # --- GitHub ----------------------------------------------------------------------------------

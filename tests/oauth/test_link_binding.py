@@ -14,7 +14,6 @@ from email.message import EmailMessage
 import httpx
 import pytest
 
-from tests.flows import PASSWORD, assert_problem, bearer, refresh, register, sign_in
 from tests.mail.smtp_server import SmtpServer, html_part, smtp_server, text_part
 from tests.oauth.authorization_server import Identity
 from tests.oauth.conftest import provider_settings
@@ -29,7 +28,8 @@ from tests.oauth.flows import (
     verified_account,
 )
 from tests.oauth.provider_standin import OIDCStandin
-from tests.state import FrozenClock
+from tests.support.flows import PASSWORD, assert_problem, bearer, refresh, register, sign_in
+from tests.support.state import FrozenClock
 
 __all__ = ["smtp_server"]  # the fixture, re-exported for pytest
 

@@ -10,13 +10,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.flows import (
-    assert_problem,
-    bearer,
-    password_grant,
-    refresh,
-    register_and_sign_in,
-)
 from tests.oauth.authorization_server import Identity
 from tests.oauth.flows import (
     Sessions,
@@ -28,6 +21,13 @@ from tests.oauth.flows import (
     verified_account,
 )
 from tests.oauth.provider_standin import OIDCStandin
+from tests.support.flows import (
+    assert_problem,
+    bearer,
+    password_grant,
+    refresh,
+    register_and_sign_in,
+)
 
 pytestmark = pytest.mark.usefixtures("app")
 

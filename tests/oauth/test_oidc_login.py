@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.flows import PASSWORD, assert_problem, bearer, password_grant, refresh
 from tests.oauth.authorization_server import Identity, s256
 from tests.oauth.conftest import CLIENT_ID, HTTP_TIMEOUT_SECONDS, provider_settings
 from tests.oauth.flows import (
@@ -31,7 +30,9 @@ from tests.oauth.flows import (
     user_count,
 )
 from tests.oauth.provider_standin import OIDCStandin
-from tests.state import FrozenClock, change_user
+from tests.support.admins import update_user
+from tests.support.flows import PASSWORD, assert_problem, bearer, password_grant, refresh
+from tests.support.state import FrozenClock
 
 pytestmark = pytest.mark.usefixtures("app")
 
@@ -272,7 +273,7 @@ async def test_a_deactivated_user_cannot_sign_in_through_a_provider(
 ) -> None:
     await tokens_from(client, "acme", standin, ADA)
     async with sessions() as session:
-        await change_user(session, "ada@example.com", is_active=False)
+        await update_user(session, "ada@example.com", is_active=False)
 
     response = await sign_in_with(client, "acme", standin, ADA)
 

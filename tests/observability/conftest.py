@@ -15,7 +15,7 @@ from app.config import Settings
 from app.main import create_app
 from app.observability import install_observability
 from app.observability.logging import json_formatter
-from tests.conftest import ResetDatabase
+from tests.support.databases import ResetDatabase
 
 
 @pytest.fixture

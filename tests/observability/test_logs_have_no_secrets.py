@@ -11,9 +11,9 @@ import pytest
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.admins import admin_headers, register_client
-from tests.flows import PASSWORD, bearer, password_grant, refresh, register, sign_in
 from tests.observability.conftest import JsonLines
+from tests.support.admins import admin_headers, register_client
+from tests.support.flows import PASSWORD, bearer, password_grant, refresh, register, sign_in
 
 pytestmark = pytest.mark.usefixtures("app")
 

@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.main import create_app
 from app.observability import install_observability
-from tests.admins import admin_headers, register_client
-from tests.flows import basic, password_grant, refresh, register, register_and_sign_in
 from tests.observability.conftest import JsonLines
-from tests.state import FrozenClock
+from tests.support.admins import admin_headers, register_client
+from tests.support.flows import basic, password_grant, refresh, register, register_and_sign_in
+from tests.support.state import FrozenClock
 
 WRONG = "definitely the wrong password"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.flows import assert_problem
 from tests.observability.conftest import JsonLines
+from tests.support.flows import assert_problem
 
 pytestmark = pytest.mark.usefixtures("app")
 

@@ -1,5 +1,5 @@
-"""Parallel requests at the real service on a socket (tests/live_server.py), with the database
-checked afterwards."""
+"""Parallel requests at the real service on a socket (tests/support/live_server.py), with the
+database checked afterwards."""
 
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.models import ActionPurpose
-from app.repositories import UserRepository
 from app.services.accounts.action_tokens import ActionTokens
-from tests.admins import grant
-from tests.flows import PASSWORD, register, sign_in
-from tests.live_server import LiveService, live_service, service_client
+from tests.support.admins import find_user, grant
+from tests.support.flows import PASSWORD, register, sign_in
+from tests.support.live_server import LiveService, live_service, service_client
 
 __all__ = ["live_service", "service_client"]  # fixtures
 
@@ -119,8 +118,9 @@ async def superuser(http: httpx.AsyncClient, engine: AsyncEngine) -> dict[str, s
 async def issue_link(engine: AsyncEngine, email: str, purpose: ActionPurpose) -> str:
     """A single-use link token for the account with `email`, as the mailer would send it."""
     async with async_sessionmaker(engine, class_=AsyncSession)() as session:
-        user = await UserRepository(session).get_by_email(email)
-        assert user is not None, email
+        user = await find_user(session, email)
+        # The live service mails nowhere a test can read: the link comes from the building
+        # block the mailing use cases issue it with.
         raw = await ActionTokens(session).issue(
             user, purpose, valid_for=timedelta(hours=1), now=datetime.now(UTC)
         )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.flows import PASSWORD, bearer, refresh, register, sign_in
 from tests.races.conftest import PARALLEL, burst, no_orphans, rows, scalar, statuses
+from tests.support.flows import PASSWORD, bearer, refresh, register, sign_in
 
 
 async def test_parallel_registrations_of_one_email_create_one_account(

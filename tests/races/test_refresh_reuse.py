@@ -7,8 +7,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.flows import bearer, refresh, register, sign_in
 from tests.races.conftest import PARALLEL, burst, no_orphans, rows, scalar
+from tests.support.flows import bearer, refresh, register, sign_in
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.models import Role
 from app.models.rbac import user_roles
-from tests.flows import register
 from tests.races.conftest import PARALLEL, burst, no_orphans, rows, scalar, statuses
+from tests.support.flows import register
 
 ROLES = ["alpha", "beta", "gamma", "delta"]
 PERMISSIONS = ["reports:read", "reports:write", "invoices:read", "invoices:write"]

@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.models import ActionPurpose, ActionToken, AuditEvent, User, UserSession
-from tests.flows import PASSWORD, assert_problem, bearer, password_grant, refresh, register, sign_in
 from tests.races.conftest import (
     PARALLEL,
     burst,
@@ -22,6 +21,15 @@ from tests.races.conftest import (
     rows,
     scalar,
     statuses,
+)
+from tests.support.flows import (
+    PASSWORD,
+    assert_problem,
+    bearer,
+    password_grant,
+    refresh,
+    register,
+    sign_in,
 )
 
 

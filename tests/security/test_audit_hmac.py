@@ -19,7 +19,7 @@ from app.security.audit_hmac import (
     load_audit_key,
 )
 from app.security.keys.errors import KeyConfigurationError
-from tests.test_cli import run_cli
+from tests.support.cli import run_cli
 
 PG_URL = "postgresql+asyncpg://authsvc@db.invalid:5432/authsvc"
 CONFIGURED = "an operator's audit key, long enough to be 32+"

@@ -97,7 +97,7 @@ def test_unknown_environment_is_refused() -> None:
         Settings(_env_file=None, environment="staging")  # type: ignore[call-arg]
 
 
-ENV_EXAMPLE = Path(__file__).resolve().parent.parent / ".env.example"
+ENV_EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
 
 
 def test_env_example_documents_every_setting() -> None:

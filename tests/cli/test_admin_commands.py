@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.models import User
 from app.repositories import AuditEventRepository, ServiceClientRepository, UserRepository
 from app.security.client_secrets import verify_client_secret
-from tests.admins import admin_headers
-from tests.flows import PASSWORD, bearer, password_grant, register, sign_in
-from tests.test_cli import AUTHSVC
+from tests.support.admins import admin_headers
+from tests.support.cli import AUTHSVC
+from tests.support.flows import PASSWORD, bearer, password_grant, register, sign_in
 
 Sessions = async_sessionmaker[AsyncSession]
 FAST_HASHING = {"AUTH_ARGON2_MEMORY_COST_KIB": "1024", "AUTH_ARGON2_TIME_COST": "1"}

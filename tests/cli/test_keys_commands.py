@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from app.security.keys.directory import KeyDirectory
-
-AUTHSVC = str(Path(sys.executable).parent / "authsvc")
+from tests.support.cli import AUTHSVC
 
 
 def run_keys(keys_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,12 @@ import pytest
 from app.config import Settings
 from app.main import create_app
 from app.schema_migrations import head_revision
-from tests.conftest import drop_postgres_database, fresh_postgres_url, make_settings, worker_id
+from tests.support.databases import (
+    drop_postgres_database,
+    fresh_postgres_url,
+    make_settings,
+    worker_id,
+)
 
 
 async def _get(settings: Settings, path: str) -> httpx.Response:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PIP_AUDIT = Path(sys.executable).parent / "pip-audit"
 # Tried in order; the first that answers for the probe audits the whole lock.
 ADVISORY_SERVICES = ("pypi", "osv")
@@ -140,7 +140,7 @@ def test_every_locked_dependency_is_free_of_known_vulnerabilities(
         pytest.skip(
             "no vulnerability advisory database could be reached, the lock was NOT audited ("
             + " | ".join(unreachable)
-            + "); run `uv run pytest tests/test_supply_chain.py` where PyPI's JSON API "
+            + "); run `uv run pytest tests/project/test_supply_chain.py` where PyPI's JSON API "
             "(pypi.org/pypi/<name>/<version>/json) or api.osv.dev answers"
         )
 

@@ -1,5 +1,4 @@
-"""Test state the public API cannot set yet (admin changes, imported hashes) and a clock
-the tests move by hand."""
+"""A clock the tests move by hand, and rows forged for states no use case leaves behind."""
 
 from __future__ import annotations
 
@@ -25,19 +24,16 @@ class FrozenClock:
         self.now += timedelta(**delta)
 
 
-async def change_user(session: AsyncSession, email: str, **values: Any) -> User:
-    """Set columns of the user with `email` and commit, as an administrator would."""
+async def forge_user(session: AsyncSession, email: str, **columns: Any) -> User:
+    """Write columns of the user with `email` straight into the row and commit.
+
+    Only for states no use case leaves behind (an imported hash, a token version moved on its
+    own, an inactive account whose sessions live on); each caller says which. Changes an
+    administrator can make go through `tests.support.admins` instead.
+    """
     users = UserRepository(session)
     user = await users.get_by_email(email)
     assert user is not None, email
-    user = await users.update(user, **values)
+    user = await users.update(user, **columns)
     await session.commit()
     return user
-
-
-async def delete_user(session: AsyncSession, email: str) -> None:
-    users = UserRepository(session)
-    user = await users.get_by_email(email)
-    assert user is not None, email
-    await users.delete(user.id)
-    await session.commit()

@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
-AUTHSVC = str(Path(sys.executable).parent / "authsvc")
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean_env = {k: v for k, v in os.environ.items() if not k.startswith("AUTH_")}
-    return subprocess.run(
-        [AUTHSVC, *args],
-        env={**clean_env, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.support.cli import run_cli
 
 
 def test_migrate_creates_the_schema_of_a_new_sqlite_file(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from app.api.problems import install_problem_handlers
 from app.errors import Conflict, NotFound, PermissionDenied, RateLimited
 from app.repositories.common.base import decode_cursor
-from tests.flows import assert_problem
+from tests.support.flows import assert_problem
 
 
 class Payload(BaseModel):

@@ -27,7 +27,7 @@ from app.models.base import utcnow
 from app.repositories import PermissionRepository, RoleRepository
 from app.schema_migrations import alembic_config, head_revision
 from app.services.common.authorization import ADMIN_ROLE, BUILTIN_PERMISSIONS
-from tests.conftest import drop_postgres_database, fresh_postgres_url, off_loop, worker_id
+from tests.support.databases import drop_postgres_database, fresh_postgres_url, off_loop, worker_id
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from app.main import create_app
 from app.security.access_tokens import AccessTokenCodec
 
 if TYPE_CHECKING:
-    from tests.conftest import ResetDatabase
+    from tests.support.databases import ResetDatabase
 
 
 @dataclass
