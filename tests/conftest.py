@@ -10,6 +10,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +26,7 @@ from app.config import Settings
 from app.db import create_engine, create_session_factory
 from app.main import create_app
 from app.models import Base
+from app.runtime import install_runtime, runtime_of
 from app.schema_migrations import upgrade_to_head
 from tests.state import FrozenClock
 
@@ -214,15 +216,14 @@ async def app(settings: Settings, reset_database: ResetDatabase) -> AsyncIterato
 @pytest.fixture
 def sessions(app: FastAPI) -> async_sessionmaker[AsyncSession]:
     """Sessions over the database of the app under test, to set up or check state directly."""
-    factory: async_sessionmaker[AsyncSession] = app.state.session_factory
-    return factory
+    return runtime_of(app).session_factory
 
 
 @pytest.fixture
 def clock(app: FastAPI) -> FrozenClock:
     """Replace the app's clock with one the test advances by hand."""
     clock = FrozenClock()
-    app.state.clock = clock
+    install_runtime(app, replace(runtime_of(app), clock=clock))
     return clock
 
 

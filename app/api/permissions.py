@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 
 from app.api.deps import AuditLogDep, ClientInfoDep, bearer_scheme
 from app.observability.metrics import route_template
+from app.runtime import runtime_of
 from app.services.audit_log import DenialReason
 from app.services.authentication import Authenticator, NotAuthenticated
 from app.services.authorization import Actor, BuiltinPermission, MissingPermission, require
@@ -61,8 +62,8 @@ def require_permissions(*codenames: str) -> Callable[..., Awaitable[Actor]]:
 
 async def _calling_actor(request: Request, token: str) -> Actor:
     """The user or service client behind `token`, with what they may do right now."""
-    state = request.app.state
-    authenticator = Authenticator(state.engine, state.token_codec)
+    runtime = runtime_of(request.app)
+    authenticator = Authenticator(runtime.engine, runtime.token_codec)
     claims = authenticator.decode(token)
     if "sid" not in claims:  # a service client's own token (client-credentials grant)
         scopes = await authenticator.client_scopes(claims)
