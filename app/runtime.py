@@ -22,7 +22,6 @@ from app.db import create_engine, create_session_factory
 from app.mail import MailDispatcher, build_email_sender
 from app.models.base import utcnow
 from app.observability.metrics import AuthMetrics
-from app.security.access_tokens import AccessTokenCodec, build_access_token_codec
 from app.security.audit_hmac import AuditHmac
 from app.security.passwords import PasswordHasher
 from app.services.oauth.providers import Provider, build_providers
@@ -30,6 +29,8 @@ from app.services.rate_limits import RateLimiter
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
+
+    from app.security.access_tokens import AccessTokenCodec
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,10 @@ class Runtime:
     @cached_property
     def token_codec(self) -> AccessTokenCodec:
         """Signs and verifies access tokens. Built, and the key ring read, on first use: the
-        command line signs nothing, so it never needs (or creates) the ring."""
+        command line signs nothing, so it never needs (or creates) the ring, nor imports
+        the key modules."""
+        from app.security.access_tokens import build_access_token_codec
+
         return build_access_token_codec(self.settings)
 
     def load_keys(self) -> None:
