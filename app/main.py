@@ -61,7 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     install_hardening(app, settings)
-    # Built with the app, as its middleware records into them; the lifespan's runtime keeps them.
+    # Built with the app, as its middleware records into them; the lifespan above hands them
+    # to the runtime, which serves them at GET /metrics.
     app_metrics = install_observability(app, settings)
     install_docs(app, settings)
     app.include_router(health.router)

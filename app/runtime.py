@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 class Runtime:
     """The long-lived resources of the service, built once and shared by every request.
 
-    Frozen: nothing replaces a resource while the service runs (tests that swap the clock or
-    the outbound HTTP client install a copy made with `dataclasses.replace`).
+    Frozen: nothing replaces a resource while the service runs. Tests that swap the clock or
+    the outbound HTTP client install a copy made with `dataclasses.replace` (which builds its
+    own token codec on first use).
     """
 
     settings: Settings
