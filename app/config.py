@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -15,6 +16,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The longest client_id a token or session records (the width of their columns).
 CLIENT_ID_MAX_LENGTH = 64
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(entries: Iterable[str]) -> tuple[IPNetwork, ...]:
+    """`AUTH_TRUSTED_PROXIES` entries (IPs or CIDR networks) as networks."""
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
 
 
 class Environment(StrEnum):

@@ -15,14 +15,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Request
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import noload
 
 from app.config import Settings
-from app.db import create_engine, create_session_factory, get_session
+from app.db import create_engine, create_session_factory
 from app.models import User
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request, as the service's own dependency opens it."""
+    session_factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
+    async with session_factory() as session:
+        yield session
+
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 

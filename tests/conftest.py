@@ -7,6 +7,7 @@ after each test, so tests see a fresh schema without paying for a migration each
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,7 @@ from app.config import Settings
 from app.db import create_engine, create_session_factory
 from app.main import create_app
 from app.models import Base
+from app.runtime import install_runtime, runtime_of
 from app.schema_migrations import upgrade_to_head
 from tests.support.databases import (
     ResetDatabase,
@@ -142,15 +144,14 @@ async def app(settings: Settings, reset_database: ResetDatabase) -> AsyncIterato
 @pytest.fixture
 def sessions(app: FastAPI) -> async_sessionmaker[AsyncSession]:
     """Sessions over the database of the app under test, to set up or check state directly."""
-    factory: async_sessionmaker[AsyncSession] = app.state.session_factory
-    return factory
+    return runtime_of(app).session_factory
 
 
 @pytest.fixture
 def clock(app: FastAPI) -> FrozenClock:
     """Replace the app's clock with one the test advances by hand."""
     clock = FrozenClock()
-    app.state.clock = clock
+    install_runtime(app, replace(runtime_of(app), clock=clock))
     return clock
 
 

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from starlette.requests import HTTPConnection
 
+from app.config import IPNetwork
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def parse_networks(entries: Iterable[str]) -> tuple[IPNetwork, ...]:
-    """`AUTH_TRUSTED_PROXIES` entries (IPs or CIDR networks) as networks."""
-    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
 
 
 def _parse_ip(value: str) -> IPAddress | None:

@@ -1,14 +1,14 @@
 """FastAPI dependencies shared by the routers: settings, session, services, the caller.
 
-Every dependency is `async def` although none awaits: FastAPI runs plain `def` dependencies
-on a worker thread, a hop that cost a sign-in dozens of thread switches.
+They read the app's `Runtime` (`runtime_of`) directly. Every dependency is `async def`
+although none awaits: FastAPI runs plain `def` dependencies on a worker thread, a hop that cost
+a sign-in dozens of thread switches.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import BackgroundTasks, Depends, Request
@@ -17,10 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.api.client_ip import client_ip
 from app.config import Settings
-from app.db import get_session
 from app.mail import MailDispatcher, OutgoingEmail
+from app.runtime import runtime_of
 from app.security.access_tokens import AccessTokenCodec
-from app.security.passwords import PasswordHasher
 from app.services.accounts.account import AccountService
 from app.services.accounts.recovery import AccountRecoveryService
 from app.services.accounts.registration import RegistrationService
@@ -31,7 +30,6 @@ from app.services.admin.users import UserAdminService
 from app.services.common.caller import Caller
 from app.services.common.context import ServiceContext
 from app.services.common.deferred import Job
-from app.services.common.rate_limits import RateLimiter
 from app.services.oauth.login import OAuthLoginService
 from app.services.tokens.bearer_authentication import Authenticator, NotAuthenticated, Principal
 from app.services.tokens.introspection import IntrospectionService
@@ -45,33 +43,21 @@ logger = logging.getLogger(__name__)
 
 async def get_app_settings(request: Request) -> Settings:
     """The settings the running app was built with (tests build apps with their own)."""
-    settings: Settings = request.app.state.settings
-    return settings
+    return runtime_of(request.app).settings
 
 
 async def get_engine(request: Request) -> AsyncEngine:
-    engine: AsyncEngine = request.app.state.engine
-    return engine
-
-
-async def get_clock(request: Request) -> Callable[[], datetime]:
-    clock: Callable[[], datetime] = request.app.state.clock
-    return clock
+    return runtime_of(request.app).engine
 
 
 async def get_token_codec(request: Request) -> AccessTokenCodec:
-    codec: AccessTokenCodec = request.app.state.token_codec
-    return codec
+    return runtime_of(request.app).token_codec
 
 
-async def get_password_hasher(request: Request) -> PasswordHasher:
-    hasher: PasswordHasher = request.app.state.password_hasher
-    return hasher
-
-
-async def get_rate_limiter(request: Request) -> RateLimiter:
-    limiter: RateLimiter = request.app.state.rate_limiter
-    return limiter
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One `AsyncSession` per request, closed after the response."""
+    async with runtime_of(request.app).session_factory() as session:
+        yield session
 
 
 class BackgroundMailOutbox:
@@ -87,7 +73,7 @@ class BackgroundMailOutbox:
 
 
 async def get_outbox(request: Request, tasks: BackgroundTasks) -> BackgroundMailOutbox:
-    return BackgroundMailOutbox(tasks, request.app.state.mail_dispatcher)
+    return BackgroundMailOutbox(tasks, runtime_of(request.app).mail_dispatcher)
 
 
 class BackgroundDeferredWork:
@@ -112,15 +98,13 @@ class BackgroundDeferredWork:
 
 
 async def get_deferred_work(request: Request, tasks: BackgroundTasks) -> BackgroundDeferredWork:
-    return BackgroundDeferredWork(tasks, request.app.state.session_factory)
+    return BackgroundDeferredWork(tasks, runtime_of(request.app).session_factory)
 
 
 async def get_caller(request: Request) -> Caller:
-    # X-Forwarded-For counts only from the proxies in AUTH_TRUSTED_PROXIES (parsed once by
-    # install_hardening); an app built without it trusts none.
-    trusted = getattr(request.app.state, "trusted_proxies", ())
+    # X-Forwarded-For counts only from the proxies in AUTH_TRUSTED_PROXIES.
     return Caller(
-        ip=client_ip(request, trusted),
+        ip=client_ip(request, runtime_of(request.app).trusted_proxies),
         user_agent=request.headers.get("user-agent"),
     )
 
@@ -128,32 +112,24 @@ async def get_caller(request: Request) -> Caller:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
-ClockDep = Annotated[Callable[[], datetime], Depends(get_clock)]
 CodecDep = Annotated[AccessTokenCodec, Depends(get_token_codec)]
-HasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 OutboxDep = Annotated[BackgroundMailOutbox, Depends(get_outbox)]
 DeferredWorkDep = Annotated[BackgroundDeferredWork, Depends(get_deferred_work)]
-LimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
 
 
 async def get_service_context(
-    request: Request,
-    settings: SettingsDep,
-    hasher: HasherDep,
-    clock: ClockDep,
-    limiter: LimiterDep,
-    outbox: OutboxDep,
-    deferred: DeferredWorkDep,
+    request: Request, outbox: OutboxDep, deferred: DeferredWorkDep
 ) -> ServiceContext:
+    runtime = runtime_of(request.app)
     return ServiceContext(
-        settings=settings,
-        hasher=hasher,
-        limiter=limiter,
+        settings=runtime.settings,
+        hasher=runtime.password_hasher,
+        limiter=runtime.rate_limiter,
         outbox=outbox,
         deferred=deferred,
-        audit_hmac=request.app.state.audit_hmac,
-        clock=clock,
+        audit_hmac=runtime.audit_hmac,
+        clock=runtime.clock,
     )
 
 
@@ -191,12 +167,12 @@ async def get_introspection_service(
 async def get_oauth_login_service(
     request: Request, session: SessionDep, context: ContextDep, codec: CodecDep
 ) -> OAuthLoginService:
-    state = request.app.state
+    runtime = runtime_of(request.app)
     return OAuthLoginService(
         session,
         context,
-        providers=state.oauth_providers,
-        http=state.oauth_http,
+        providers=runtime.oauth_providers,
+        http=runtime.oauth_http,
         issuer=TokenIssuer(codec, context.settings),
     )
 
@@ -220,8 +196,8 @@ def authenticator(request: Request) -> Authenticator:
     """The one place that works out who is calling, for `get_principal` and the admin
     routes' permission guard. A plain function, not a dependency: every dependency FastAPI
     resolves costs time on the path that every authenticated request takes."""
-    state = request.app.state
-    return Authenticator(state.engine, state.token_codec)
+    runtime = runtime_of(request.app)
+    return Authenticator(runtime.engine, runtime.token_codec)
 
 
 async def get_principal(

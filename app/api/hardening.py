@@ -1,4 +1,4 @@
-"""HTTP hardening: security headers, CORS, a request body size limit, trusted proxies."""
+"""HTTP hardening: security headers, CORS, a request body size limit."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.client_ip import parse_networks
 from app.api.docs import DOCS_PAGES
 from app.api.problems import PROBLEM_JSON, TYPE_PREFIX
 from app.config import Settings
@@ -165,8 +164,7 @@ class BodySizeLimitMiddleware:
 
 def install_hardening(app: FastAPI, settings: Settings) -> None:
     """Add security headers, CORS (when origins are configured) and the body size limit to
-    `app`, and keep the parsed trusted proxies on `app.state.trusted_proxies`."""
-    app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
+    `app`."""
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         # Added after the limit, so it runs outside it: a 413 still carries CORS headers and

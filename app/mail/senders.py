@@ -28,12 +28,18 @@ class ConsoleEmailSender:
         logger.info("email to %s\nSubject: %s\n\n%s", email.to, email.subject, email.text)
 
 
+class MailConfigurationError(ValueError):
+    """The mail settings contradict each other: the service (and the CLI) cannot start."""
+
+
 class SmtpEmailSender:
     """Sends through an SMTP relay with aiosmtplib, one connection per mail."""
 
     def __init__(self, settings: Settings) -> None:
         if settings.smtp_starttls and settings.smtp_use_tls:
-            raise ValueError("AUTH_SMTP_STARTTLS and AUTH_SMTP_USE_TLS are mutually exclusive")
+            raise MailConfigurationError(
+                "AUTH_SMTP_STARTTLS and AUTH_SMTP_USE_TLS are mutually exclusive"
+            )
         self._from = settings.email_from
         # Message-IDs take the sender's domain; the default would look up this host's FQDN.
         self._message_id_domain = parseaddr(settings.email_from)[1].rpartition("@")[2]

@@ -12,13 +12,14 @@ from app.observability.middleware import ObservabilityMiddleware
 __all__ = ["AuthMetrics", "configure_logging", "current_metrics", "install_observability"]
 
 
-def install_observability(app: FastAPI, settings: Settings) -> None:
-    """Give `app` request ids, an access log and metrics (`app.state.metrics`, which the
-    app's `GET /metrics` route serves).
+def install_observability(app: FastAPI, settings: Settings) -> AuthMetrics:
+    """Give `app` request ids, an access log and metrics; returns the metrics, a registry of
+    their own, which the app's runtime keeps for its `GET /metrics` route to serve.
 
     Also configures JSON logging, once per process (the first app built wins; later calls,
     e.g. from tests building many apps, change nothing).
     """
     configure_logging(settings)
-    app.state.metrics = AuthMetrics()
-    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
+    metrics = AuthMetrics()
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
+    return metrics

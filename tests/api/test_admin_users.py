@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import event
 
 from app.repositories import AuditEventRepository, UserRepository
+from app.runtime import runtime_of
 from tests.support.admins import admin_headers, grant, take_back, update_user
 from tests.support.flows import (
     PASSWORD,
@@ -446,7 +447,7 @@ def statements(app: FastAPI) -> Iterator[list[str]]:
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         seen.append(" ".join(statement.split()).upper())
 
-    sync_engine = app.state.engine.sync_engine
+    sync_engine = runtime_of(app).engine.sync_engine
     event.listen(sync_engine, "before_cursor_execute", record)
     yield seen
     event.remove(sync_engine, "before_cursor_execute", record)

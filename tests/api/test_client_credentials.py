@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.repositories import AuditEventRepository
+from app.runtime import runtime_of
 from tests.support.admins import admin_headers, register_client
 from tests.support.flows import basic, bearer
 
@@ -34,7 +35,7 @@ async def grant(
 
 
 def claims_of(app: FastAPI, token: str) -> dict[str, Any]:
-    decoded: dict[str, Any] = app.state.token_codec.decode(token)
+    decoded: dict[str, Any] = runtime_of(app).token_codec.decode(token)
     return decoded
 
 
@@ -56,7 +57,7 @@ async def test_basic_authentication_gets_an_access_token_and_no_refresh_token(
     claims = claims_of(app, body["access_token"])
     assert claims["sub"] == claims["client_id"] == client_id
     assert claims["scope"] == "introspect users:read"
-    assert claims["aud"] == [app.state.settings.jwt_audience, "billing-api"]
+    assert claims["aud"] == [runtime_of(app).settings.jwt_audience, "billing-api"]
     assert jwt.get_unverified_header(body["access_token"])["typ"] == "at+jwt"
 
 

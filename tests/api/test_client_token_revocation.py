@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.runtime import runtime_of
 from tests.support.admins import audit_events, register_client
 from tests.support.flows import basic, bearer, introspect
 from tests.support.state import FrozenClock
@@ -112,4 +113,4 @@ async def test_revoked_tokens_are_forgotten_once_they_would_have_expired(
     second = await client_token(client, worker)
     assert (await revoke(client, second, worker)).status_code == 200
 
-    assert await denied_jtis(sessions) == [app.state.token_codec.decode(second)["jti"]]
+    assert await denied_jtis(sessions) == [runtime_of(app).token_codec.decode(second)["jti"]]

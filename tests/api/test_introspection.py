@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.runtime import runtime_of
 from app.security.access_tokens import AccessTokenCodec
 from app.security.keys.ring import KeyRing
 from app.security.keys.signing_key import SigningKey
@@ -28,7 +29,7 @@ async def test_an_active_user_access_token(
 
     answer = await introspect(client, resource_server, tokens["access_token"])
 
-    claims = app.state.token_codec.decode(tokens["access_token"])
+    claims = runtime_of(app).token_codec.decode(tokens["access_token"])
     assert answer == {
         "active": True,
         "sub": claims["sub"],
@@ -90,7 +91,7 @@ async def test_a_client_token_is_active_until_its_client_is_disabled_or_deleted(
 
 
 def _codec_like(app: FastAPI, **changes: Any) -> AccessTokenCodec:
-    codec: AccessTokenCodec = app.state.token_codec
+    codec: AccessTokenCodec = runtime_of(app).token_codec
     values: dict[str, Any] = {
         "keys": codec.keys,
         "issuer": codec.issuer,
@@ -105,7 +106,7 @@ async def test_tokens_that_were_never_valid_here_are_inactive(
     app: FastAPI, client: httpx.AsyncClient, resource_server: dict[str, str]
 ) -> None:
     tokens = await register_and_sign_in(client, "ada@example.com")
-    claims = app.state.token_codec.decode(tokens["access_token"])
+    claims = runtime_of(app).token_codec.decode(tokens["access_token"])
     own = {k: claims[k] for k in ("sub", "sid", "ver", "client_id")}
     stranger = KeyRing(SigningKey.generate("RS256"))
     header, payload, signature = tokens["access_token"].split(".")

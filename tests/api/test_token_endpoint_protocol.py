@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.runtime import runtime_of
 from app.security.access_tokens import AccessTokenCodec
 from tests.support.admins import admin_headers, register_client
 from tests.support.flows import PASSWORD, basic, bearer, password_grant, refresh, register
@@ -144,7 +145,7 @@ async def test_a_plain_users_access_token_passes_authlibs_rfc9068_validator(
     plain = (await password_grant(client, "ada@example.com")).json()["access_token"]
     await admin_headers(client, sessions, "root@example.com", roles=["admin"])
     admin = (await password_grant(client, "root@example.com", scope="users:read")).json()
-    codec: AccessTokenCodec = app.state.token_codec
+    codec: AccessTokenCodec = runtime_of(app).token_codec
     expired = AccessTokenCodec(
         codec.keys,
         issuer=codec.issuer,

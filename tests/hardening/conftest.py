@@ -1,4 +1,4 @@
-"""The `app` under test with hardening installed, whether or not `create_app` does it yet."""
+"""The `app` under test, with a route that fails, for the 500 the hardened stack sends."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 import pytest
 from fastapi import FastAPI
 
-from app.api.hardening import install_hardening
 from app.config import Settings
 from app.main import create_app
 from tests.support.databases import ResetDatabase
@@ -16,8 +15,6 @@ from tests.support.databases import ResetDatabase
 @pytest.fixture
 async def app(settings: Settings, reset_database: ResetDatabase) -> AsyncIterator[FastAPI]:
     app = create_app(settings)
-    if not hasattr(app.state, "trusted_proxies"):  # create_app does not install it (yet)
-        install_hardening(app, settings)
 
     async def boom() -> None:
         raise RuntimeError("a bug")

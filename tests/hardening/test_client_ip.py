@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from starlette.requests import Request
 
-from app.api.client_ip import client_ip, parse_networks
+from app.api.client_ip import client_ip
+from app.config import parse_networks
 
 PROXIES = parse_networks(["10.0.0.0/8", "2001:db8:ffff::/48"])
 

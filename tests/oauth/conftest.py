@@ -3,7 +3,7 @@
 - `standin`: a real OpenID Connect provider over HTTP (one per worker, reset for each test),
   configured as provider "acme", and as "acme-two" (a second registration at the same
   provider, for tests that need two links).
-- `github`, `google`: in-process fakes of those APIs, installed on `app.state.oauth_http`.
+- `github`, `google`: in-process fakes of those APIs, behind the runtime's `oauth_http`.
 - `sessions`: database sessions of the app under test, to check state.
 
 The browser's part of a flow is in `tests/oauth/flows.py`.
@@ -12,11 +12,13 @@ The browser's part of a flow is in `tests/oauth/flows.py`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.runtime import install_runtime, runtime_of
 from tests.oauth.fake_providers import GitHubFake, GoogleFake, ProviderMocks
 from tests.oauth.flows import FRONTEND_CALLBACK, SERVICE_URL, own_callback
 from tests.oauth.provider_standin import OIDCStandin
@@ -89,10 +91,10 @@ async def provider_mocks(app: FastAPI) -> AsyncIterator[ProviderMocks]:
         GitHubFake(client_id=GITHUB_CLIENT_ID, client_secret=GITHUB_CLIENT_SECRET),
         GoogleFake(client_id=GOOGLE_CLIENT_ID, client_secret=GOOGLE_CLIENT_SECRET),
     )
-    original: httpx.AsyncClient = app.state.oauth_http
-    await original.aclose()
+    runtime = runtime_of(app)
+    await runtime.oauth_http.aclose()
     http = httpx.AsyncClient(transport=mocks.transport)
-    app.state.oauth_http = http
+    install_runtime(app, replace(runtime, oauth_http=http))
     yield mocks
     await http.aclose()
 

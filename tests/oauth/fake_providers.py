@@ -1,7 +1,8 @@
 """GitHub and Google as the service sees them, answered in-process through httpx.MockTransport.
 
-Install with `app.state.oauth_http = httpx.AsyncClient(transport=ProviderMocks(...).transport)`
-after the app has started. Each fake answers its real API's URLs in that API's shapes:
+Install `httpx.AsyncClient(transport=ProviderMocks(...).transport)` as the runtime's
+`oauth_http` after the app has started (the `provider_mocks` fixture does). Each fake answers
+its real API's URLs in that API's shapes:
 
 - GitHub: `POST https://github.com/login/oauth/access_token` (form client credentials, PKCE;
   errors as 200 `{"error": ...}` the way GitHub does), `GET https://api.github.com/user` and

@@ -1,31 +1,16 @@
-"""The app under test with observability installed (even before `create_app` wires it)."""
+"""The log lines the service writes, captured as it renders them."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 
-from app.config import Settings
-from app.main import create_app
-from app.observability import install_observability
 from app.observability.logging import json_formatter
-from tests.support.databases import ResetDatabase
-
-
-@pytest.fixture
-async def app(settings: Settings, reset_database: ResetDatabase) -> AsyncIterator[FastAPI]:
-    app = create_app(settings)
-    if not hasattr(app.state, "metrics"):
-        install_observability(app, settings)
-    async with app.router.lifespan_context(app):
-        yield app
-    await reset_database()
 
 
 class JsonLines:

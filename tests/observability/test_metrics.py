@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.main import create_app
 from app.observability import install_observability
+from app.runtime import runtime_of
 from tests.observability.conftest import JsonLines
 from tests.support.admins import admin_headers, register_client
 from tests.support.flows import basic, password_grant, refresh, register, register_and_sign_in
@@ -69,12 +70,12 @@ async def test_each_app_has_its_own_registry(
     app: FastAPI, client: httpx.AsyncClient, settings: Settings
 ) -> None:
     other = create_app(settings)
-    install_observability(other, settings)  # no duplicate-registration error
+    other_metrics = install_observability(other, settings)  # no duplicate-registration error
 
     await register_and_sign_in(client)
 
-    assert other.state.metrics.registry is not app.state.metrics.registry
-    assert other.state.metrics.logins.labels(result="ok")._value.get() == 0
+    assert other_metrics.registry is not runtime_of(app).metrics.registry
+    assert other_metrics.logins.labels(result="ok")._value.get() == 0
     assert value(await scrape(client), "authsvc_logins_total", result="ok") == 1
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import AuditEvent, Permission, Role
+from app.runtime import runtime_of
 from app.services.admin.roles import RoleAdminService
 from app.services.common.authorization import Actor, BuiltinPermission, MissingPermission
 from app.services.common.caller import Caller
@@ -54,14 +55,14 @@ WRITES: dict[str, Call] = {
 
 
 def context_of(app: FastAPI) -> ServiceContext:
-    state = app.state
+    runtime = runtime_of(app)
     return ServiceContext(
-        settings=state.settings,
-        hasher=state.password_hasher,
-        limiter=state.rate_limiter,
+        settings=runtime.settings,
+        hasher=runtime.password_hasher,
+        limiter=runtime.rate_limiter,
         outbox=_NoMail(),
         deferred=_NoDeferredWork(),
-        audit_hmac=state.audit_hmac,
+        audit_hmac=runtime.audit_hmac,
     )
 
 

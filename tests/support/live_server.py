@@ -23,6 +23,7 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.main import create_app
+from app.runtime import runtime_of
 from app.security.access_tokens import AccessTokenCodec
 
 if TYPE_CHECKING:
@@ -42,8 +43,7 @@ class LiveService:
     @property
     def codec(self) -> AccessTokenCodec:
         """The running service's own token codec (signs with its current key)."""
-        codec: AccessTokenCodec = self.app.state.token_codec
-        return codec
+        return runtime_of(self.app).token_codec
 
     def mint(self, **claims: Any) -> str:
         """An access token signed by the service itself, for a made-up user."""

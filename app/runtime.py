@@ -1,0 +1,124 @@
+"""What a running service holds: one `Runtime`, opened at start-up by `open_runtime`.
+
+The app's lifespan (`app/main.py`) opens it and keeps it on `app.state.runtime`; everything
+that serves a request reaches it through `runtime_of(app)`. The command line (`app/cli/`)
+opens one too, to run use cases over the same engine, hasher and rate limiter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.config import IPNetwork, Settings, parse_networks
+from app.db import create_engine, create_session_factory
+from app.mail import MailDispatcher, build_email_sender
+from app.models.base import utcnow
+from app.observability.metrics import AuthMetrics
+from app.security.audit_hmac import AuditHmac
+from app.security.passwords import PasswordHasher
+from app.services.common.rate_limits import RateLimiter
+from app.services.oauth.providers import Provider, build_providers
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from app.security.access_tokens import AccessTokenCodec
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The long-lived resources of the service, built once and shared by every request.
+
+    Frozen: nothing replaces a resource while the service runs. Tests that swap the clock or
+    the outbound HTTP client install a copy made with `dataclasses.replace` (which builds its
+    own token codec on first use).
+    """
+
+    settings: Settings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    password_hasher: PasswordHasher
+    rate_limiter: RateLimiter
+    audit_hmac: AuditHmac
+    mail_dispatcher: MailDispatcher
+    oauth_providers: dict[str, Provider]
+    # Talks to the social sign-in providers (token exchange, user info, discovery, keys).
+    oauth_http: httpx.AsyncClient
+    # The app's Prometheus metrics: its middleware records into them, GET /metrics serves them.
+    metrics: AuthMetrics
+    # The reverse proxies whose X-Forwarded-For is believed (AUTH_TRUSTED_PROXIES).
+    trusted_proxies: tuple[IPNetwork, ...]
+    clock: Callable[[], datetime] = utcnow
+
+    @cached_property
+    def token_codec(self) -> AccessTokenCodec:
+        """Signs and verifies access tokens. Built, and the key ring read, on first use: the
+        command line signs nothing, so it never needs (or creates) the ring, nor imports
+        the key modules."""
+        from app.security.access_tokens import build_access_token_codec
+
+        return build_access_token_codec(self.settings)
+
+    def load_keys(self) -> None:
+        """Read the signing key ring and the audit HMAC key now, so that a missing or
+        unreadable key stops the service at start-up instead of failing a request."""
+        _ = self.token_codec
+        self.audit_hmac.load()
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings, *, metrics: AuthMetrics | None = None
+) -> AsyncIterator[Runtime]:
+    """Build the resources `settings` describe; close them on the way out, the last built
+    first: the outbound HTTP client, the hasher's threads, the rate limiter's Redis
+    connections, the database engine.
+
+    `metrics` are those the app's middleware records into (`install_observability`); without
+    them (the command line) the runtime gets a registry of its own that nobody reads.
+    """
+    async with AsyncExitStack() as built:
+        engine = create_engine(settings)
+        built.push_async_callback(engine.dispose)
+        rate_limiter = RateLimiter(settings)
+        built.push_async_callback(rate_limiter.close)
+        password_hasher = PasswordHasher.from_settings(settings)
+        built.callback(password_hasher.close)
+        oauth_http = httpx.AsyncClient(
+            timeout=settings.oauth_http_timeout_seconds, follow_redirects=False
+        )
+        built.push_async_callback(oauth_http.aclose)
+        yield Runtime(
+            settings=settings,
+            engine=engine,
+            session_factory=create_session_factory(engine),
+            password_hasher=password_hasher,
+            rate_limiter=rate_limiter,
+            audit_hmac=AuditHmac(settings),
+            mail_dispatcher=MailDispatcher(
+                build_email_sender(settings), attempts=settings.email_send_attempts
+            ),
+            oauth_providers=build_providers(settings),
+            oauth_http=oauth_http,
+            metrics=metrics if metrics is not None else AuthMetrics(),
+            trusted_proxies=parse_networks(settings.trusted_proxies),
+        )
+
+
+def install_runtime(app: Starlette, runtime: Runtime) -> None:
+    """Make `runtime` the one `app` serves requests with."""
+    app.state.runtime = runtime
+
+
+def runtime_of(app: Starlette) -> Runtime:
+    """The runtime `app` serves requests with (installed by its lifespan)."""
+    runtime: Runtime = app.state.runtime
+    return runtime
