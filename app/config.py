@@ -165,6 +165,12 @@ class Settings(BaseSettings):
     # Redemptions of one-time tokens (verification and reset links) per client IP.
     rate_limit_token_ip: str = "30/15 minutes"
 
+    # --- encryption at rest (app/security/encryption.py) ---
+    # Fernet keys, or comma-separated lists whose first key encrypts and all decrypt. Unset in
+    # development: generated once into keys_dir. Production requires both.
+    data_encryption_key: SecretStr | None = None
+    key_encryption_key: SecretStr | None = None
+
     # --- audit trail ---
     # Key of the HMAC that stands in for the identifier of a failed sign-in. Unset: the file
     # `audit-hmac.key` in keys_dir (generated like the key ring, see app/security/audit_hmac.py).
