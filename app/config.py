@@ -93,6 +93,23 @@ class Settings(BaseSettings):
     )
     db_echo: bool = False
 
+    # --- replicas: worker processes, PgBouncer (issue 16; README "Running more than one
+    # instance") ---
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Processes `authsvc serve` runs on its one port, each with its own "
+        "runtime (engine and pool, hasher threads, rate limiter). `--workers` overrides it.",
+    )
+    db_statement_cache_size: int = Field(
+        default=100,
+        ge=0,
+        description="Prepared statements kept per PostgreSQL connection (asyncpg's cache and "
+        "SQLAlchemy's). 0 behind PgBouncer in transaction mode, whose server connections "
+        "change between transactions: statements are then parsed anew each time, unnamed.",
+    )
+
     # --- identity of this issuer ---
     issuer: str = "http://localhost:8000"
     public_url: str = "http://localhost:8000"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -47,6 +49,89 @@ def _milliseconds(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
+# libpq's default, for a listed host without a port.
+DEFAULT_POSTGRES_PORT = 5432
+
+
+def engine_url(database_url: str) -> str:
+    """`database_url` in the form SQLAlchemy parses.
+
+    A libpq-style host list, `postgresql+asyncpg://user@h1:5432,h2:5432/db`, which SQLAlchemy
+    cannot parse, becomes its own multi-host form `postgresql+asyncpg://user@/db?host=h1:5432&
+    host=h2:5432`; asyncpg then tries the hosts in order (a missing port is 5432). Other URLs,
+    the `?host=` form included, are returned unchanged. Query parameters such as
+    `target_session_attrs=read-write` are kept and reach asyncpg as connect arguments.
+    """
+    scheme, separator, rest = database_url.partition("://")
+    if not separator:
+        return database_url
+    netloc_end = min((i for i in (rest.find("/"), rest.find("?")) if i != -1), default=len(rest))
+    netloc, tail = rest[:netloc_end], rest[netloc_end:]
+    userinfo, at, hosts = netloc.rpartition("@")
+    if "," not in hosts:
+        return database_url
+    entries = [_with_port(host) for host in hosts.split(",")]
+    path, _, query = tail.partition("?")
+    host_query = urlencode([("host", entry) for entry in entries])
+    query = f"{host_query}&{query}" if query else host_query
+    return f"{scheme}://{userinfo}{at}{path or '/'}?{query}"
+
+
+def _with_port(host: str) -> str:
+    if not host:
+        raise ValueError("AUTH_DATABASE_URL lists an empty host")
+    bracketed = host.startswith("[")  # an IPv6 address: [::1]:5432
+    has_port = "]:" in host if bracketed else ":" in host
+    return host if has_port else f"{host}:{DEFAULT_POSTGRES_PORT}"
+
+
+@cache
+def _connection_class(statement_timeout_ms: int) -> type[Any]:
+    """An asyncpg connection class whose every transaction has `statement_timeout_ms`.
+
+    The timeout is `SET LOCAL` in the same simple-protocol message as the transaction's
+    `BEGIN` (asyncpg's `Transaction.start` sends `BEGIN ...;` through `execute`), so it costs
+    no extra round trip and leaves no session state behind: PgBouncer in transaction mode
+    hands the server connection to another client after `COMMIT`, and refuses
+    `statement_timeout` as a startup parameter. tests/faults/test_statement_timeout.py proves
+    the timeout still applies.
+    """
+    import asyncpg
+
+    set_local = f" SET LOCAL statement_timeout = {statement_timeout_ms:d};"
+
+    async def execute(self: Any, query: str, *args: Any, **options: Any) -> Any:
+        if not args and query.startswith("BEGIN"):
+            query = query if query.endswith(";") else f"{query};"
+            query += set_local
+        return await asyncpg.Connection.execute(self, query, *args, **options)
+
+    return type("StatementTimeoutConnection", (asyncpg.Connection,), {"execute": execute})
+
+
+def asyncpg_connect_args(settings: Settings) -> dict[str, Any]:
+    """What asyncpg (and SQLAlchemy's asyncpg adapter) are told for each new connection.
+
+    Nothing is set in startup parameters (`server_settings`), so the same arguments work
+    directly and through PgBouncer in transaction mode. `AUTH_DB_STATEMENT_CACHE_SIZE` sizes
+    both statement caches; at 0 asyncpg prepares every statement unnamed and parses it again
+    when it runs, which whichever server connection PgBouncer lends accepts.
+    """
+    cache_size = settings.db_statement_cache_size
+    command_timeout = settings.db_command_timeout_seconds
+    arguments: dict[str, Any] = {
+        "timeout": min(settings.db_connect_timeout_seconds, command_timeout),
+        "command_timeout": command_timeout,
+        "statement_cache_size": cache_size,  # asyncpg's own
+        "prepared_statement_cache_size": cache_size,  # SQLAlchemy's adapter's
+    }
+    if settings.db_statement_timeout_seconds:
+        arguments["connection_class"] = _connection_class(
+            _milliseconds(settings.db_statement_timeout_seconds)
+        )
+    return arguments
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     """Build the async engine for `settings.database_url` (PostgreSQL/asyncpg or SQLite)."""
     statement_timeout = settings.db_statement_timeout_seconds
@@ -60,24 +145,15 @@ def create_engine(settings: Settings) -> AsyncEngine:
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas(busy_timeout))
         return engine
-    # Set per connection at connect time (a startup parameter): no extra round trip per query.
-    server_settings = {"statement_timeout": str(_milliseconds(statement_timeout))}
-    if not statement_timeout:
-        server_settings = {}
     # Every wait for the database is bounded by the command timeout: one that runs out fails
     # the request with 503 (see app/db_faults.py), whatever froze.
-    command_timeout = settings.db_command_timeout_seconds
     engine = create_async_engine(
-        settings.database_url,
+        engine_url(settings.database_url),
         echo=settings.db_echo,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_timeout=min(settings.db_pool_timeout_seconds, command_timeout),
-        connect_args={
-            "timeout": min(settings.db_connect_timeout_seconds, command_timeout),
-            "command_timeout": command_timeout,
-            "server_settings": server_settings,
-        },
+        pool_timeout=min(settings.db_pool_timeout_seconds, settings.db_command_timeout_seconds),
+        connect_args=asyncpg_connect_args(settings),
     )
     handle_connection_faults(engine)
     return engine

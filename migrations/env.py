@@ -2,13 +2,15 @@
 
 import asyncio
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
 from sqlalchemy import pool
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import Settings
+from app.db import engine_url
 from app.models import Base
 from app.models.base import UTCDateTime
 
@@ -66,8 +68,17 @@ def _run_sync(connection: Connection) -> None:
         context.run_migrations()
 
 
+def _connect_args(url: str) -> dict[str, Any]:
+    # No statement cache: migrations run rarely, and unnamed statements work through
+    # PgBouncer in transaction mode too (named ones clash between its clients).
+    if make_url(url).drivername == "postgresql+asyncpg":
+        return {"statement_cache_size": 0, "prepared_statement_cache_size": 0}
+    return {}
+
+
 async def run_migrations_online() -> None:
-    engine = create_async_engine(_database_url(), poolclass=pool.NullPool)
+    url = engine_url(_database_url())
+    engine = create_async_engine(url, poolclass=pool.NullPool, connect_args=_connect_args(url))
     async with engine.connect() as connection:
         await connection.run_sync(_run_sync)
     await engine.dispose()
