@@ -1,5 +1,5 @@
 """The HTTP/1.1 protocol `authsvc serve` runs: uvicorn's httptools parser with a bound on the
-bytes a request line and headers may take.
+bytes a request line and headers may take; and the supervisor of `authsvc serve --workers N`.
 
 httptools keeps appending a header's pieces until the header ends, so a client could make a
 worker hold a 32 MB header (and copy it over and over while it grows). uvicorn bounds this
@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import socket
 from http import HTTPStatus
+from types import FrameType
 from typing import Any
 
-from uvicorn.config import Config
+from uvicorn.config import STARTUP_FAILURE, Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
+from uvicorn.supervisors.multiprocess import Multiprocess
 
 from app.config import get_settings
 
@@ -88,3 +93,45 @@ class BoundedHeadersProtocol(HttpToolsProtocol):
             "connection: close\r\n\r\n"
         )
         return head.encode("ascii") + body
+
+
+class DrainingMultiprocess(Multiprocess):
+    """uvicorn's worker supervisor, with `authsvc serve`'s SIGTERM promise kept across workers.
+
+    uvicorn's supervisor looks at signals every half second and keeps its own copy of the
+    listening socket open until it exits, so after a SIGTERM the kernel still completes new
+    connections into the backlog that no worker will ever accept (the client waits, then is
+    reset). Here SIGTERM and SIGINT at once close the supervisor's copy and pass SIGTERM on to
+    every worker, each of which closes its own copy and drains its requests in flight for
+    `AUTH_SHUTDOWN_GRACE_SECONDS`: once the last copy is closed, new connections are refused.
+    No worker is replaced once stopping has begun.
+    """
+
+    def __init__(self, config: Config, sockets: list[socket.socket]) -> None:
+        super().__init__(config, sockets)
+        self.stopping = False
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stop_signal, self._stop_at_once)
+
+    def _stop_at_once(self, received: int, _frame: FrameType | None) -> None:
+        # A signal handler: only queues, closes file descriptors and sends signals. The loop
+        # in `run` sees the queued signal within half a second and joins the workers.
+        self.signal_queue.append(received)
+        if self.stopping:
+            return
+        self.stopping = True
+        for listener in self.sockets:
+            listener.close()
+        for worker in self.processes:
+            if worker.pid is not None and worker.exitcode is None:
+                os.kill(worker.pid, signal.SIGTERM)
+
+    def keep_subprocess_alive(self) -> None:
+        if not self.stopping:  # a worker that ended after our SIGTERM is not replaced
+            super().keep_subprocess_alive()
+
+    @property
+    def failed_to_start(self) -> bool:
+        """Whether a worker exited before it could serve (the app would fail the same way
+        on every restart, so the supervisor stopped)."""
+        return any(worker.exitcode == STARTUP_FAILURE for worker in self.processes)
