@@ -113,6 +113,26 @@ class BenchContext:
         )
         return running_server(spec, self.pinning, self.log_dir)
 
+    def serve(
+        self,
+        database: BenchDatabase,
+        *,
+        workers: int,
+        port_offset: int = 0,
+        env: Mapping[str, str] | None = None,
+        cpus: tuple[int, ...] | None = None,
+    ) -> AbstractAsyncContextManager[RunningServer]:
+        """The service as `authsvc serve --workers N` on `database`."""
+        spec = ServerSpec(
+            f"serve-{workers}-workers",
+            SERVICE_APP,
+            self.port(port_offset),
+            {**self.service_env(database), **(env or {})},
+            cpus,
+            workers=workers,
+        )
+        return running_server(spec, self.pinning, self.log_dir)
+
     def baseline(
         self, database: BenchDatabase, *, port_offset: int = 1
     ) -> AbstractAsyncContextManager[RunningServer]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -73,6 +74,8 @@ class ServerSpec:
     port: int
     env: Mapping[str, str]
     cpus: tuple[int, ...] | None = None  # default: the pinning's server CPU
+    # Run as `authsvc serve --workers N` (the service only) instead of the uvicorn command.
+    workers: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +85,38 @@ class RunningServer:
     pid: int
 
     def cpu_seconds(self) -> float:
-        """CPU used by the server process so far (all its threads)."""
-        return process_cpu_seconds(self.pid)
+        """CPU used by the server so far (all its threads, and its worker processes)."""
+        return process_cpu_seconds(self.pid) + sum(
+            process_cpu_seconds(worker) for worker in self.worker_pids()
+        )
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes of `authsvc serve --workers N` (none for one process)."""
+        return worker_pids(self.pid)
+
+
+def worker_pids(pid: int) -> list[int]:
+    """Children of `pid` that run the app (multiprocessing's spawn), not its helpers."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    workers = []
+    for child in children:
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"multiprocessing.spawn" in command and b"resource_tracker" not in command:
+            workers.append(int(child))
+    return workers
+
+
+def serve_command(spec: ServerSpec, workers: int) -> list[str]:
+    """`authsvc serve --workers N`, as a deployment runs it (its settings from `spec.env`)."""
+    authsvc = str(Path(sys.executable).parent / "authsvc")
+    address = ["--host", "127.0.0.1", "--port", str(spec.port)]
+    return [authsvc, "serve", *address, "--workers", str(workers)]
 
 
 def uvicorn_command(spec: ServerSpec) -> list[str]:
@@ -113,16 +146,23 @@ async def running_server(
     """
     log_path = _log_path(log_dir, spec.name)
     target = Target("127.0.0.1", spec.port)
+    if spec.workers is None:
+        command, env = uvicorn_command(spec), dict(spec.env)
+    else:
+        command = serve_command(spec, spec.workers)
+        env = {"AUTH_LOG_LEVEL": "warning", **spec.env}
     with log_path.open("ab") as log:
         process = await asyncio.create_subprocess_exec(
-            *pinning.server_command(uvicorn_command(spec), spec.cpus),
+            *pinning.server_command(command, spec.cpus),
             cwd=PROJECT_ROOT,
-            env={**os.environ, **spec.env},
+            env={**os.environ, **env},
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
         )
         try:
             await _wait_ready(spec.name, process, target, log_path)
+            if spec.workers is not None and spec.workers > 1:
+                await _wait_every_worker_ready(spec, process, target)
             yield RunningServer(spec.name, target, process.pid)
         finally:
             await _stop(process)
@@ -154,6 +194,42 @@ async def _wait_ready(
             pass
         await asyncio.sleep(0.2)
     raise RuntimeError(f"{name} not ready after {READY_TIMEOUT_SECONDS:.0f} s; see {log_path}")
+
+
+async def _wait_every_worker_ready(
+    spec: ServerSpec, process: asyncio.subprocess.Process, target: Target
+) -> None:
+    """Probe each worker of `authsvc serve --workers N` alone: the others are stopped
+    (SIGSTOP) for at most a second while a fresh connection asks `/health/ready`, so the
+    worker still importing the app is the one that must answer. Shorter than the
+    supervisor's 5 s health check, which would replace a stopped worker."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + READY_TIMEOUT_SECONDS
+    probe = get_request("/health/ready", target)
+    pending = set()
+    while loop.time() < deadline:
+        workers = worker_pids(process.pid)
+        if len(workers) == spec.workers:
+            pending = set(workers)
+            break
+        await asyncio.sleep(0.2)
+    while pending and loop.time() < deadline:
+        for worker in sorted(pending):
+            others = [pid for pid in worker_pids(process.pid) if pid != worker]
+            for pid in others:
+                os.kill(pid, signal.SIGSTOP)
+            try:
+                async with asyncio.timeout(1.0):
+                    if (await fetch(target, probe)).status == 200:
+                        pending.discard(worker)
+            except (OSError, EOFError, TimeoutError, ValueError):
+                pass
+            finally:
+                for pid in others:
+                    os.kill(pid, signal.SIGCONT)
+        await asyncio.sleep(0.2)
+    if pending:
+        raise RuntimeError(f"{spec.name}: workers {sorted(pending)} not ready")
 
 
 async def _stop(process: asyncio.subprocess.Process) -> None:

@@ -47,6 +47,7 @@ from bench.loadgen import (
     merge,
 )
 from bench.report import Bound, Check, ScenarioOutcome
+from bench.servers import RunningServer
 
 SEEDED_USERS = 5_000
 CONNECTIONS = 16
@@ -97,141 +98,162 @@ class Client:
     chain: Chain | None = None
 
 
+@dataclass
+class MixedRun:
+    """What one mixed run measured and answered; `checks` compares it with the database."""
+
+    loads: list[LoadResult]  # per operation, inside the window
+    total: LoadResult  # all operations together
+    tally: Tally  # every answer of the run
+    elapsed: float  # warm-up, window and stragglers
+    counts: dict[str, int] = field(default_factory=dict)  # the database's, set by `checks`
+
+    async def checks(self, scenario: str, database: BenchDatabase) -> list[Check]:
+        """Errors, and database counts that differ from the answers (both must be 0)."""
+        counts = await _database_counts(database, self.tally.chains)
+        expected = _expected_counts(self.tally)
+        mismatches = {
+            name: {"database": counts[name], "answered": expected[name]}
+            for name in expected
+            if counts[name] != expected[name]
+        }
+        errors = sum(self.tally.failed.values())
+        total = self.total
+        self.counts = counts
+        return [
+            Check(
+                scenario=scenario,
+                title="errors in a mixed workload (checks, refreshes, sign-ins, sign-ups)",
+                measured=(
+                    f"{total.rps:.0f} req/s overall, p50 {total.latency.p50_ms:.1f} ms, "
+                    f"p99 {total.latency.p99_ms:.1f} ms; {errors} errors"
+                ),
+                ratio=float(errors),
+                target=ZERO,
+                flags=list(self.tally.error_samples),
+            ),
+            Check(
+                scenario=scenario,
+                title="lost writes: database counts that differ from the answers",
+                measured=(
+                    f"{len(expected) - len(mismatches)} of {len(expected)} counts match "
+                    f"(users {counts['users']}, sessions {counts['sessions']}, "
+                    f"refresh tokens {counts['refresh tokens']})"
+                ),
+                ratio=float(len(mismatches)),
+                target=ZERO,
+                flags=[f"{name}: {values}" for name, values in mismatches.items()],
+            ),
+        ]
+
+
 async def run(ctx: BenchContext) -> ScenarioOutcome:
-    config = ctx.config
     database = ctx.database("_mixed")
     await ctx.prepare(database, SEEDED_USERS)
+    async with ctx.service(database, env=RAISED_LIMITS) as service:
+        mixed = await drive(ctx, service)
+    checks = await mixed.checks("mixed", database)
+    details: dict[str, Any] = {
+        "connections": CONNECTIONS,
+        "weights (%)": WEIGHTS,
+        "answered over the whole run": dict(mixed.tally.ok),
+        "failed over the whole run": dict(mixed.tally.failed),
+        "run seconds (warm-up, window, stragglers)": round(mixed.elapsed, 1),
+        "database counts": mixed.counts,
+    }
+    return ScenarioOutcome("mixed", checks, [*mixed.loads, mixed.total], details)
+
+
+async def drive(ctx: BenchContext, service: RunningServer, label: str = "mixed") -> MixedRun:
+    """The mixed workload against `service`, whose database holds the `SEEDED_USERS` users
+    and nothing else (registrations may only use new addresses), with its limits raised
+    (`RAISED_LIMITS`)."""
+    config = ctx.config
     tally = Tally()
     recorders = {name: Recorder() for name in WEIGHTS}
     emails = (f"mixed{n}@bench.example" for n in itertools.count())
     accounts = itertools.cycle(range(1, SEEDED_USERS + 1))
     picks = _operations(MIX_SEED)
 
-    async with ctx.service(database, env=RAISED_LIMITS) as service:
-        target = service.target
-        window_start = perf_counter() + config.warmup
-        window_end = window_start + config.duration
-        server_cpu = asyncio.create_task(
-            cpu_in_window(service.cpu_seconds, window_start, window_end)
-        )
+    target = service.target
+    window_start = perf_counter() + config.warmup
+    window_end = window_start + config.duration
+    server_cpu = asyncio.create_task(cpu_in_window(service.cpu_seconds, window_start, window_end))
 
-        async def request(client: Client, operation: str, raw: bytes) -> Response | None:
-            """Send `raw`, count the answer; the response only when it is the expected one."""
-            expected_status = EXPECTED_STATUS[operation]
-            sent = perf_counter()
-            try:
-                async with asyncio.timeout(REQUEST_TIMEOUT_SECONDS):
-                    response = await client.connection.request(raw)
-            except TRANSPORT_ERRORS as exc:
-                tally.failure(operation, f"{type(exc).__name__}: {exc}")
-                if window_start <= perf_counter() < window_end:
-                    recorders[operation].failure(exc)
-                await asyncio.sleep(0.01)  # a dead server must not become a busy loop
-                return None
-            done = perf_counter()
-            if response.status == expected_status:
-                tally.ok[operation] += 1
-            else:
-                tally.failure(operation, f"{response.status} {response.body[:200]!r}")
-            if window_start <= done < window_end:
-                recorders[operation].response(
-                    done - sent, response, expected_status=expected_status
-                )
-            return response if response.status == expected_status else None
+    async def request(client: Client, operation: str, raw: bytes) -> Response | None:
+        """Send `raw`, count the answer; the response only when it is the expected one."""
+        expected_status = EXPECTED_STATUS[operation]
+        sent = perf_counter()
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT_SECONDS):
+                response = await client.connection.request(raw)
+        except TRANSPORT_ERRORS as exc:
+            tally.failure(operation, f"{type(exc).__name__}: {exc}")
+            if window_start <= perf_counter() < window_end:
+                recorders[operation].failure(exc)
+            await asyncio.sleep(0.01)  # a dead server must not become a busy loop
+            return None
+        done = perf_counter()
+        if response.status == expected_status:
+            tally.ok[operation] += 1
+        else:
+            tally.failure(operation, f"{response.status} {response.body[:200]!r}")
+        if window_start <= done < window_end:
+            recorders[operation].response(done - sent, response, expected_status=expected_status)
+        return response if response.status == expected_status else None
 
-        async def sign_in(client: Client) -> None:
-            response = await request(client, "login", login_request(target, next(accounts)))
-            if response is not None:
-                tokens = response.json()
-                client.access_token = tokens["access_token"]
-                client.chain = Chain(tokens["refresh_token"])
-                tally.chains.append(client.chain)
+    async def sign_in(client: Client) -> None:
+        response = await request(client, "login", login_request(target, next(accounts)))
+        if response is not None:
+            tokens = response.json()
+            client.access_token = tokens["access_token"]
+            client.chain = Chain(tokens["refresh_token"])
+            tally.chains.append(client.chain)
 
-        async def refresh(client: Client) -> None:
-            chain = client.chain
-            fields = {
-                "grant_type": "refresh_token",
-                "refresh_token": chain.refresh_token if chain else "",
-            }
-            response = await request(client, "refresh", form_request("/auth/token", target, fields))
-            if response is not None and chain is not None:
-                tokens = response.json()
-                client.access_token = tokens["access_token"]
-                chain.refresh_token = tokens["refresh_token"]
-                chain.rotations += 1
+    async def refresh(client: Client) -> None:
+        chain = client.chain
+        fields = {
+            "grant_type": "refresh_token",
+            "refresh_token": chain.refresh_token if chain else "",
+        }
+        response = await request(client, "refresh", form_request("/auth/token", target, fields))
+        if response is not None and chain is not None:
+            tokens = response.json()
+            client.access_token = tokens["access_token"]
+            chain.refresh_token = tokens["refresh_token"]
+            chain.rotations += 1
 
-        async def one_client() -> None:
-            client = Client(HttpConnection(target))
-            try:
-                await sign_in(client)
-                while perf_counter() < window_end:
-                    operation = next(picks)
-                    if operation == "check":
-                        raw = get_request("/users/me", target, bearer=client.access_token)
-                        await request(client, operation, raw)
-                    elif operation == "refresh":
-                        await refresh(client)
-                    elif operation == "login":
-                        await sign_in(client)
-                    else:
-                        body = {"email": next(emails), "password": NEW_PASSWORD}
-                        raw = json_request("/auth/register", target, body)
-                        await request(client, operation, raw)
-            finally:
-                await client.connection.close()
+    async def one_client() -> None:
+        client = Client(HttpConnection(target))
+        try:
+            await sign_in(client)
+            while perf_counter() < window_end:
+                operation = next(picks)
+                if operation == "check":
+                    raw = get_request("/users/me", target, bearer=client.access_token)
+                    await request(client, operation, raw)
+                elif operation == "refresh":
+                    await refresh(client)
+                elif operation == "login":
+                    await sign_in(client)
+                else:
+                    body = {"email": next(emails), "password": NEW_PASSWORD}
+                    raw = json_request("/auth/register", target, body)
+                    await request(client, operation, raw)
+        finally:
+            await client.connection.close()
 
-        started = perf_counter()
-        await asyncio.gather(*(one_client() for _ in range(CONNECTIONS)))
-        elapsed = perf_counter() - started
-        cpu_seconds = await server_cpu
+    started = perf_counter()
+    await asyncio.gather(*(one_client() for _ in range(CONNECTIONS)))
+    elapsed = perf_counter() - started
+    cpu_seconds = await server_cpu
 
     loads = [
-        recorders[name].result(f"mixed {name}", "closed", config.duration, CONNECTIONS)
+        recorders[name].result(f"{label} {name}", "closed", config.duration, CONNECTIONS)
         for name in WEIGHTS
     ]
-    total = _overall(loads, config.duration, cpu_seconds)
-    counts = await _database_counts(database, tally.chains)
-    expected = _expected_counts(tally)
-    mismatches = {
-        name: {"database": counts[name], "answered": expected[name]}
-        for name in expected
-        if counts[name] != expected[name]
-    }
-    errors = sum(tally.failed.values())
-    checks = [
-        Check(
-            scenario="mixed",
-            title="errors in a mixed workload (checks, refreshes, sign-ins, sign-ups)",
-            measured=(
-                f"{total.rps:.0f} req/s overall, p50 {total.latency.p50_ms:.1f} ms, "
-                f"p99 {total.latency.p99_ms:.1f} ms; {errors} errors"
-            ),
-            ratio=float(errors),
-            target=ZERO,
-            flags=list(tally.error_samples),
-        ),
-        Check(
-            scenario="mixed",
-            title="lost writes: database counts that differ from the answers",
-            measured=(
-                f"{len(expected) - len(mismatches)} of {len(expected)} counts match "
-                f"(users {counts['users']}, sessions {counts['sessions']}, "
-                f"refresh tokens {counts['refresh tokens']})"
-            ),
-            ratio=float(len(mismatches)),
-            target=ZERO,
-            flags=[f"{name}: {values}" for name, values in mismatches.items()],
-        ),
-    ]
-    details: dict[str, Any] = {
-        "connections": CONNECTIONS,
-        "weights (%)": WEIGHTS,
-        "answered over the whole run": dict(tally.ok),
-        "failed over the whole run": dict(tally.failed),
-        "run seconds (warm-up, window, stragglers)": round(elapsed, 1),
-        "database counts": counts,
-    }
-    return ScenarioOutcome("mixed", checks, [*loads, total], details)
+    total = _overall(f"{label} overall", loads, config.duration, cpu_seconds)
+    return MixedRun(loads, total, tally, elapsed)
 
 
 def _operations(seed: int) -> Iterator[str]:
@@ -242,8 +264,10 @@ def _operations(seed: int) -> Iterator[str]:
         yield from mix.choices(names, weights=weights, k=1024)
 
 
-def _overall(loads: list[LoadResult], duration: float, cpu_seconds: float | None) -> LoadResult:
-    total = merge("mixed overall", loads)
+def _overall(
+    label: str, loads: list[LoadResult], duration: float, cpu_seconds: float | None
+) -> LoadResult:
+    total = merge(label, loads)
     # merge() adds the windows up; these ran side by side in one window.
     total.window_seconds = duration
     total.rps = total.completed / duration
