@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from app.db import create_engine, engine_url
 from tests.support.flows import bearer, register_and_sign_in
 from tests.support.live_server import LiveService
-from tests.support.pgbouncer import free_port
+from tests.support.processes import free_port
 
 
 @pytest.fixture

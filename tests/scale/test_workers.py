@@ -3,7 +3,7 @@ every promise one process makes: the header bound in each worker, and on SIGTERM
 connections refused at once while every worker finishes its requests in flight.
 
 Which worker accepts a connection is the kernel's choice; the tests make it theirs by
-stopping (SIGSTOP) every other worker while they connect.
+stopping (SIGSTOP) every other worker while they connect (`only_worker`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import asyncio
 import os
 import signal
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -24,12 +24,7 @@ from tests.faults.locks import users_locked
 from tests.faults.server_admin import wait_for_lock_waiters
 from tests.support.databases import ResetDatabase
 from tests.support.flows import PASSWORD, bearer, register_and_sign_in
-from tests.support.serve_process import (
-    ServeProcess,
-    only_worker_running,
-    serve_environment,
-    start_serve,
-)
+from tests.support.processes import ServeProcess, only_worker, start_serve
 
 # Process tests: each starts interpreters of its own; together on one xdist worker they do
 # not fight each other for the CPU.
@@ -38,6 +33,18 @@ pytestmark = pytest.mark.xdist_group("serve-processes")
 WORKERS = 2
 HELD_PER_WORKER = 3
 GRACE_SECONDS = 10
+
+
+def serve_workers(settings: Mapping[str, str], log: Path) -> ServeProcess:
+    """`authsvc serve --workers 2`, once every worker serves."""
+    server = start_serve(settings, log, "--workers", str(WORKERS))
+    try:
+        server.wait_until_ready()
+        server.wait_until_every_worker_ready(WORKERS)
+    except BaseException:
+        server.kill()
+        raise
+    return server
 
 
 @pytest.fixture
@@ -51,16 +58,14 @@ async def two_workers(
     """`authsvc serve --workers 2` on this worker's PostgreSQL, counting in Redis."""
     if backend != "postgresql":
         pytest.skip("replicas share PostgreSQL; the SQLite case has a test of its own")
-    environment = serve_environment(
-        database_url,
-        keys_dir,
-        AUTH_REDIS_URL="redis://127.0.0.1:6379/0",
-        AUTH_RATE_LIMIT_KEY_PREFIX=f"workers-{uuid.uuid4().hex}",
-        AUTH_SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS),
-    )
-    server = await asyncio.to_thread(
-        start_serve, environment, tmp_path / "serve.log", workers=WORKERS
-    )
+    settings = {
+        "AUTH_DATABASE_URL": database_url,
+        "AUTH_KEYS_DIR": str(keys_dir),
+        "AUTH_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "AUTH_RATE_LIMIT_KEY_PREFIX": f"workers-{uuid.uuid4().hex}",
+        "AUTH_SHUTDOWN_GRACE_SECONDS": str(GRACE_SECONDS),
+    }
+    server = await asyncio.to_thread(serve_workers, settings, tmp_path / "serve.log")
     try:
         yield server
     finally:
@@ -76,7 +81,7 @@ async def test_every_worker_serves_and_refuses_oversized_headers(
     oversized = {"X-Padding": "a" * (17 * 1024)}  # over the default 16 KiB bound
 
     for worker in workers:
-        with only_worker_running(two_workers, worker):
+        with only_worker(two_workers, worker):
             async with httpx.AsyncClient(base_url=two_workers.url, timeout=4) as client:
                 refused = await client.get("/health/live", headers=oversized)
             async with httpx.AsyncClient(base_url=two_workers.url, timeout=4) as client:
@@ -89,7 +94,7 @@ async def test_every_worker_serves_and_refuses_oversized_headers(
     async with httpx.AsyncClient(base_url=two_workers.url, timeout=30) as client:
         tokens = await register_and_sign_in(client, "ada@example.com")
     for worker in workers:
-        with only_worker_running(two_workers, worker):
+        with only_worker(two_workers, worker):
             async with httpx.AsyncClient(base_url=two_workers.url, timeout=4) as client:
                 me = await client.get("/users/me", headers=bearer(tokens["access_token"]))
         assert me.status_code == 200, (worker, me.text)
@@ -108,7 +113,7 @@ async def test_sigterm_refuses_new_connections_and_every_worker_drains(
         async with users_locked(backend, engine, database_url):
             # Registrations held by the lock, HELD_PER_WORKER in each worker.
             for number, (worker, client) in enumerate(zip(workers, clients, strict=True)):
-                with only_worker_running(two_workers, worker):
+                with only_worker(two_workers, worker):
                     pending += [
                         asyncio.create_task(
                             client.post(
@@ -123,7 +128,7 @@ async def test_sigterm_refuses_new_connections_and_every_worker_drains(
                     ]
                     await wait_for_lock_waiters(database_url, len(pending))
 
-            two_workers.terminate()
+            two_workers.process.send_signal(signal.SIGTERM)
             await asyncio.sleep(1.0)
             assert two_workers.process.poll() is None, "exited with requests in flight"
             assert await asyncio.to_thread(_refuses_connections, two_workers.url)
@@ -134,9 +139,11 @@ async def test_sigterm_refuses_new_connections_and_every_worker_drains(
             await client.aclose()
 
     assert [response.status_code for response in responses] == [201] * len(pending)
-    assert await asyncio.to_thread(two_workers.exit_code, GRACE_SECONDS) in (0, -signal.SIGTERM)
+    exit_code = await asyncio.to_thread(two_workers.process.wait, GRACE_SECONDS)
+    assert exit_code in (0, -signal.SIGTERM)
     assert not [worker for worker in workers if _running(worker)], "workers outlived the server"
-    assert "Traceback" not in two_workers.log_text(), two_workers.log_text()
+    log = two_workers.log.read_text()
+    assert "Traceback" not in log, log
     async with engine.connect() as connection:
         registered = await connection.scalar(
             text("SELECT count(*) FROM users WHERE email LIKE 'drain%'")
@@ -147,22 +154,23 @@ async def test_sigterm_refuses_new_connections_and_every_worker_drains(
 async def test_workers_on_a_fresh_sqlite_file_migrate_it_once(tmp_path: Path) -> None:
     """SQLite migrates at start-up by default: the supervisor does it once, before the
     workers start, instead of N workers racing to create the same tables."""
-    database = tmp_path / "fresh" / "authsvc.db"
-    environment = serve_environment(f"sqlite+aiosqlite:///{database}", tmp_path / "keys")
-    server = await asyncio.to_thread(
-        start_serve, environment, tmp_path / "serve.log", workers=WORKERS
-    )
+    settings = {
+        "AUTH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'fresh' / 'authsvc.db'}",
+        "AUTH_AUTO_MIGRATE": "",  # unset: the default, which migrates SQLite
+        "AUTH_KEYS_DIR": str(tmp_path / "keys"),
+    }
+    server = await asyncio.to_thread(serve_workers, settings, tmp_path / "serve.log")
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-            assert (await client.get("/health/ready")).status_code == 200
             tokens = await register_and_sign_in(client, "ada@example.com")
             me = await client.get("/users/me", headers=bearer(tokens["access_token"]))
             assert me.status_code == 200, me.text
-        server.terminate()
-        assert await asyncio.to_thread(server.exit_code, GRACE_SECONDS) in (0, -signal.SIGTERM)
+        server.process.send_signal(signal.SIGTERM)
+        exit_code = await asyncio.to_thread(server.process.wait, GRACE_SECONDS)
+        assert exit_code in (0, -signal.SIGTERM)
     finally:
         await asyncio.to_thread(server.kill)
-    log = server.log_text()
+    log = server.log.read_text()
     assert "Traceback" not in log, log
     # Without Redis each worker counts rate limits on its own: the operator is told.
     assert "warning: AUTH_REDIS_URL is not set" in log

@@ -21,18 +21,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.support.processes import free_port
+
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 PSQL = shutil.which("psql") or "/usr/bin/psql"
 # PgBouncer refuses to run as root; as root it is told to switch to this (Debian's) user.
 SERVICE_USER = "postgres"
 START_TIMEOUT_SECONDS = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
