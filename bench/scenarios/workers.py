@@ -32,8 +32,13 @@ from bench.servers import RunningServer
 WORKERS = 2
 # More connections than one pool (10) so both workers have work whatever the accept split.
 WORKERS_CONNECTIONS = 16
-# Ours (the issue sets no ratio): a second process must not lose throughput.
-TARGET = Bound(">=", 1.0)
+# Ours (the issue sets no ratio). A token check is Python work on one event loop, which a
+# second process doubles where a core is free: on a 2-core box shared with the load generator
+# and PostgreSQL, at least 1.2. The mixed workload's server CPU goes mostly to argon2 (sign-ins,
+# sign-ups), which both sides run on the same hashing threads: a second process must not lose
+# throughput beyond the noise of single legs.
+ME_TARGET = Bound(">=", 1.2)
+MIXED_TARGET = Bound(">=", 0.9)
 
 
 def _settings(workers: int, cpus: int) -> dict[str, str]:
@@ -100,7 +105,7 @@ async def _users_me(
             f"{base.latency.p50_ms:.1f} ms; {comparison.spread(rps)}"
         ),
         ratio=comparison.ratio(rps),
-        target=TARGET,
+        target=ME_TARGET,
         flags=flags_of(comparison.legs),
         cpu_ratio=comparison.cpu_ratio(),
     )
@@ -145,7 +150,7 @@ async def _mixed(
                 f"(1-worker runs {' / '.join(f'{value:.0f}' for value in one)})"
             ),
             ratio=ratio,
-            target=TARGET,
+            target=MIXED_TARGET,
             flags=flags_of([run.total for _, run in runs]),
             cpu_ratio=cpu_ratio,
         ),
