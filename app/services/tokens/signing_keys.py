@@ -411,6 +411,7 @@ class SigningKeys:
             extra_keys=configured_previous_keys(settings),
             on_unknown_kid=self._nudge.set,
             check_interval_seconds=settings.key_check_interval_seconds,
+            clock=self._clock,
         )
         warn_of_algorithm_mismatch(settings, self._provider.current(), "the database")
         self._watcher = asyncio.create_task(self._watch(), name="authsvc signing key watcher")
