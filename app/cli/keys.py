@@ -215,12 +215,13 @@ def keys_list() -> None:
     when it changes."""
     from app.security.keys.directory import KeyDirectory
     from app.security.keys.errors import KeyRingNotFoundError
-    from app.services.tokens.signing_keys import NO_RING
 
     settings = load_settings()
     now = datetime.now(UTC)
 
     async def read(store: DatabaseKeyStore, now: datetime) -> KeySchedule:
+        from app.services.tokens.signing_keys import NO_RING
+
         _revision, schedule = await store.load(now, private=False)
         if schedule is None:
             raise KeyRingNotFoundError(NO_RING)
