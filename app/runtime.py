@@ -7,6 +7,7 @@ opens one too, to run use cases over the same engine, hasher and rate limiter.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from app.security.passwords import PasswordHasher
 from app.services.common.rate_limits import RateLimiter
 from app.services.oauth.providers import Provider, build_providers
 from app.services.tokens.signing_keys import SigningKeys
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -74,8 +77,15 @@ class Runtime:
         """Read the signing key ring and the audit HMAC key now, so that a missing or
         unreadable key stops the service at start-up instead of failing a request; from
         then on the ring is kept current (a rotation, a staged key's time to sign)."""
-        await self.signing_keys.start()
-        _ = self.token_codec
+        from app.security.keys.errors import KeyConfigurationError
+
+        try:
+            await self.signing_keys.start()
+            _ = self.token_codec
+        except KeyConfigurationError as error:
+            # One line that says it all, ahead of the server's traceback of the failed start.
+            logger.critical("cannot start: the signing keys cannot be used: %s", error)
+            raise
         self.audit_hmac.load()
 
 
