@@ -103,10 +103,11 @@ class DatabaseKeyStore:
         unless `force`: then its keys are deleted and every token they signed stops
         verifying."""
 
+        key = SigningKey.generate(algorithm)  # before the lock: RSA takes a while
+
         def first(schedule: KeySchedule | None) -> tuple[KeySchedule, SigningKey]:
             if schedule is not None and not force:
                 raise KeyRingExistsError("a key ring already exists in the database")
-            key = SigningKey.generate(algorithm)
             return KeySchedule.first(key, now), key
 
         return await self._change(now, first, checks_encryption_key=False)
@@ -131,10 +132,11 @@ class DatabaseKeyStore:
     ) -> KeyRotation:
         """Stage a new key (see `KeySchedule.rotated`)."""
 
+        key = SigningKey.generate(algorithm)  # before the lock: RSA takes a while
+
         def rotated(schedule: KeySchedule | None) -> tuple[KeySchedule, KeyRotation]:
             if schedule is None:
                 raise KeyRingNotFoundError(NO_RING)
-            key = SigningKey.generate(algorithm)
             return schedule.rotated(
                 key, now=now, activate_after=activate_after, retire_for=retire_for
             )
@@ -458,6 +460,10 @@ class SigningKeys:
                 await self.check()
             except asyncio.CancelledError:
                 raise
+            except KeyConfigurationError as error:
+                # A key this process cannot use (encrypted under a key it does not have): it
+                # would stop signing when that key activates, so say it loudly, every time.
+                logger.error("cannot use the signing keys in the database: %s", error)
             except Exception as error:  # the database may be away for a while
                 logger.warning(
                     "could not check the signing keys in the database (%s: %s); "
