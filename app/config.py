@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Iterable
 from enum import StrEnum
 from functools import lru_cache
@@ -182,6 +183,33 @@ class Settings(BaseSettings):
     # Redemptions of one-time tokens (verification and reset links) per client IP.
     rate_limit_token_ip: str = "30/15 minutes"
 
+    # --- signing key store and rotation (app/security/keys/, services/tokens/signing_keys.py) ---
+    # Where the key ring lives: `directory` (AUTH_KEYS_DIR, shared by replicas through a volume)
+    # or `database` (a table; private keys encrypted under AUTH_KEY_ENCRYPTION_KEY, so a
+    # replica needs only the database URL and that key).
+    key_store: Literal["directory", "database"] = "directory"
+    key_publish_ahead_seconds: int = Field(
+        default=600,
+        ge=0,
+        description="`authsvc keys rotate` publishes the new key (staged) this long before it "
+        "signs, so that verifiers holding a cached JWKS know it by then. At least "
+        "AUTH_JWKS_MAX_AGE_SECONDS + AUTH_KEY_CHECK_INTERVAL_SECONDS.",
+    )
+    jwks_max_age_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="Cache-Control max-age of the JWKS and the discovery documents.",
+    )
+    key_check_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="How often every process looks for changes of the key ring (a rotation, "
+        "a retirement by another process); key state changes that are due (a staged key "
+        "becoming active) happen at their time regardless.",
+    )
+
     # --- encryption at rest (app/security/encryption.py) ---
     # Fernet keys, or comma-separated lists whose first key encrypts and all decrypt. Unset in
     # development: generated once into keys_dir. Production requires both.
@@ -310,6 +338,20 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _check_key_publication(self) -> Self:
+        # A verifier may hold a JWKS for max-age, fetched from a replica that had not yet seen
+        # the staged key (it checks every interval): the key must be published that long
+        # before it signs, or that verifier refuses valid tokens.
+        needed = self.jwks_max_age_seconds + math.ceil(self.key_check_interval_seconds)
+        if self.key_publish_ahead_seconds < needed:
+            raise ValueError(
+                f"AUTH_KEY_PUBLISH_AHEAD_SECONDS={self.key_publish_ahead_seconds} is below "
+                f"AUTH_JWKS_MAX_AGE_SECONDS + AUTH_KEY_CHECK_INTERVAL_SECONDS ({needed}): "
+                "verifiers holding a cached JWKS would refuse tokens of a rotated key"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Self:
         if self.environment is not Environment.production:
             return self
@@ -324,6 +366,11 @@ class Settings(BaseSettings):
                 "AUTH_JWT_KEYS_AUTOGENERATE is for development only; "
                 "set AUTH_JWT_PRIVATE_KEY(_FILE) "
                 "or create the key ring once with `authsvc keys generate`"
+            )
+        if self.key_store == "database" and self.key_encryption_key is None:
+            problems.append(
+                "AUTH_KEY_STORE=database needs AUTH_KEY_ENCRYPTION_KEY (a Fernet key) to "
+                "encrypt the private signing keys in the database"
             )
         if self.email_backend == "console":
             problems.append("AUTH_EMAIL_BACKEND=console only logs mail (development); use smtp")

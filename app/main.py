@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Alembic runs its own event loop, so it must run on a worker thread.
             await anyio.to_thread.run_sync(upgrade_to_head, settings.database_url)
         async with open_runtime(settings, metrics=app_metrics) as runtime:
-            runtime.load_keys()  # a missing key stops the start, not a sign-in
+            await runtime.load_keys()  # a missing key stops the start, not a sign-in
             install_runtime(app, runtime)
             yield
 

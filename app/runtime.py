@@ -7,6 +7,7 @@ opens one too, to run use cases over the same engine, hasher and rate limiter.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ from app.security.audit_hmac import AuditHmac
 from app.security.passwords import PasswordHasher
 from app.services.common.rate_limits import RateLimiter
 from app.services.oauth.providers import Provider, build_providers
+from app.services.tokens.signing_keys import SigningKeys
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -39,7 +43,7 @@ class Runtime:
 
     Frozen: nothing replaces a resource while the service runs. Tests that swap the clock or
     the outbound HTTP client install a copy made with `dataclasses.replace` (which builds its
-    own token codec on first use).
+    own token codec on first use, over the same signing keys).
     """
 
     settings: Settings
@@ -56,21 +60,32 @@ class Runtime:
     metrics: AuthMetrics
     # The reverse proxies whose X-Forwarded-For is believed (AUTH_TRUSTED_PROXIES).
     trusted_proxies: tuple[IPNetwork, ...]
+    # The signing key ring (AUTH_KEY_STORE), read by `load_keys` and kept current from then on.
+    signing_keys: SigningKeys
     clock: Callable[[], datetime] = utcnow
 
     @cached_property
     def token_codec(self) -> AccessTokenCodec:
-        """Signs and verifies access tokens. Built, and the key ring read, on first use: the
-        command line signs nothing, so it never needs (or creates) the ring, nor imports
-        the key modules."""
+        """Signs and verifies access tokens with `signing_keys`. Built on first use (after
+        `load_keys`): the command line signs nothing, so it never needs (or creates) the
+        ring."""
         from app.security.access_tokens import build_access_token_codec
 
-        return build_access_token_codec(self.settings)
+        return build_access_token_codec(self.settings, self.signing_keys.provider())
 
-    def load_keys(self) -> None:
+    async def load_keys(self) -> None:
         """Read the signing key ring and the audit HMAC key now, so that a missing or
-        unreadable key stops the service at start-up instead of failing a request."""
-        _ = self.token_codec
+        unreadable key stops the service at start-up instead of failing a request; from
+        then on the ring is kept current (a rotation, a staged key's time to sign)."""
+        from app.security.keys.errors import KeyConfigurationError
+
+        try:
+            await self.signing_keys.start()
+            _ = self.token_codec
+        except KeyConfigurationError as error:
+            # One line that says it all, ahead of the server's traceback of the failed start.
+            logger.critical("cannot start: the signing keys cannot be used: %s", error)
+            raise
         self.audit_hmac.load()
 
 
@@ -79,8 +94,8 @@ async def open_runtime(
     settings: Settings, *, metrics: AuthMetrics | None = None
 ) -> AsyncIterator[Runtime]:
     """Build the resources `settings` describe; close them on the way out, the last built
-    first: the outbound HTTP client, the hasher's threads, the rate limiter's Redis
-    connections, the database engine.
+    first: the signing key watcher, the outbound HTTP client, the hasher's threads, the rate
+    limiter's Redis connections, the database engine.
 
     `metrics` are those the app's middleware records into (`install_observability`); without
     them (the command line) the runtime gets a registry of its own that nobody reads.
@@ -96,10 +111,13 @@ async def open_runtime(
             timeout=settings.oauth_http_timeout_seconds, follow_redirects=False
         )
         built.push_async_callback(oauth_http.aclose)
+        session_factory = create_session_factory(engine)
+        signing_keys = SigningKeys(settings, session_factory)
+        built.push_async_callback(signing_keys.close)
         yield Runtime(
             settings=settings,
             engine=engine,
-            session_factory=create_session_factory(engine),
+            session_factory=session_factory,
             password_hasher=password_hasher,
             rate_limiter=rate_limiter,
             audit_hmac=AuditHmac(settings),
@@ -110,6 +128,7 @@ async def open_runtime(
             oauth_http=oauth_http,
             metrics=metrics if metrics is not None else AuthMetrics(),
             trusted_proxies=parse_networks(settings.trusted_proxies),
+            signing_keys=signing_keys,
         )
 
 

@@ -7,8 +7,9 @@
 #            default 60);
 #         2. apply migrations (`authsvc migrate`), unless AUTH_SKIP_MIGRATIONS is true;
 #         3. if AUTH_CREATE_KEY_RING is true and no AUTH_JWT_PRIVATE_KEY(_FILE) is configured,
-#            create the signing key ring in AUTH_KEYS_DIR when there is none yet
-#            (`authsvc keys generate`); an existing ring is always kept;
+#            create the signing key ring in its store (AUTH_KEY_STORE: AUTH_KEYS_DIR or the
+#            database) when there is none yet (`authsvc keys generate`); an existing ring is
+#            always kept;
 #         4. likewise, if AUTH_CREATE_KEY_RING is true and AUTH_AUDIT_HMAC_KEY is not set,
 #            create the audit HMAC key in AUTH_KEYS_DIR when there is none yet
 #            (`authsvc keys audit-key`, which always keeps an existing key);

@@ -8,6 +8,7 @@ from app.models.oauth_state import OAuthState
 from app.models.rbac import Permission, Role, role_permissions, user_roles
 from app.models.revoked_access_token import RevokedAccessToken
 from app.models.service_client import ServiceClient
+from app.models.signing_key import SigningKeyRing, StoredSigningKey
 from app.models.user import User
 from app.models.user_session import RefreshToken, UserSession
 
@@ -23,6 +24,8 @@ __all__ = [
     "RevokedAccessToken",
     "Role",
     "ServiceClient",
+    "SigningKeyRing",
+    "StoredSigningKey",
     "User",
     "UserSession",
     "role_permissions",

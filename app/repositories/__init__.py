@@ -10,6 +10,7 @@ from app.repositories.oauth.oauth_accounts import OAuthAccountRepository
 from app.repositories.oauth.oauth_states import OAuthStateRepository
 from app.repositories.tokens.revoked_access_tokens import RevokedAccessTokenRepository
 from app.repositories.tokens.sign_in_sessions import RefreshTokenRepository, SignInSessionRepository
+from app.repositories.tokens.signing_keys import SigningKeyRepository
 
 __all__ = [
     "ActionTokenRepository",
@@ -24,6 +25,7 @@ __all__ = [
     "RoleRepository",
     "ServiceClientRepository",
     "SignInSessionRepository",
+    "SigningKeyRepository",
     "UniqueViolation",
     "UserRepository",
 ]

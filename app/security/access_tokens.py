@@ -130,10 +130,13 @@ class AccessTokenCodec:
         return claims
 
 
-def build_access_token_codec(settings: Settings) -> AccessTokenCodec:
-    """The service's codec: keys per `load_key_ring`, reloaded when the key directory changes."""
+def build_access_token_codec(
+    settings: Settings, keys: KeyRingProvider | None = None
+) -> AccessTokenCodec:
+    """The service's codec over `keys` (default: the configured key or the key directory,
+    reloaded when the directory changes)."""
     return AccessTokenCodec(
-        KeyRingProvider.from_settings(settings),
+        keys if keys is not None else KeyRingProvider.from_settings(settings),
         issuer=settings.issuer,
         audience=settings.jwt_audience,
         ttl_seconds=settings.access_token_ttl_seconds,

@@ -25,6 +25,16 @@ async def test_jwks_publishes_public_keys_only(client: httpx.AsyncClient) -> Non
         assert not {"d", "p", "q", "dp", "dq", "qi"} & key.keys()
 
 
+async def test_jwks_and_metadata_are_cached_for_the_configured_max_age(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    jwks = await client.get("/.well-known/jwks.json")
+    metadata = await client.get("/.well-known/openid-configuration")
+
+    expected = f"public, max-age={settings.jwks_max_age_seconds}"
+    assert jwks.headers["cache-control"] == metadata.headers["cache-control"] == expected
+
+
 async def test_openid_configuration_names_this_issuer_and_its_endpoints(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
 from app.config import Environment, Settings
@@ -131,3 +132,39 @@ def test_the_first_party_client_must_be_a_public_client() -> None:
 def test_a_public_client_id_that_no_token_could_carry_is_refused(client_id: str) -> None:
     with pytest.raises(ValidationError, match="AUTH_PUBLIC_CLIENTS"):
         Settings(_env_file=None, public_clients=["authsvc-web", client_id])  # type: ignore[call-arg]
+
+
+def test_production_with_the_keys_in_the_database_needs_the_key_encryption_key() -> None:
+    production = {
+        "environment": "production",
+        "database_url": PG_URL,
+        "email_backend": "smtp",
+        "key_store": "database",
+    }
+    with pytest.raises(ValidationError, match="AUTH_KEY_ENCRYPTION_KEY"):
+        Settings(_env_file=None, **production)  # type: ignore[arg-type]
+
+    key = Fernet.generate_key().decode()
+    settings = Settings(_env_file=None, key_encryption_key=key, **production)  # type: ignore[arg-type]
+    assert settings.key_store == "database"
+    # The directory store never reads it, so it is not required there.
+    Settings(_env_file=None, **{**production, "key_store": "directory"})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("ahead", "max_age", "interval", "accepted"),
+    [(600, 300, 5, True), (305, 300, 5, True), (304, 300, 5, False), (300, 300, 0.5, False)],
+)
+def test_a_key_is_published_longer_ahead_than_a_jwks_may_be_cached(
+    ahead: int, max_age: int, interval: float, accepted: bool
+) -> None:
+    values = {
+        "key_publish_ahead_seconds": ahead,
+        "jwks_max_age_seconds": max_age,
+        "key_check_interval_seconds": interval,
+    }
+    if accepted:
+        Settings(_env_file=None, **values)  # type: ignore[arg-type]
+        return
+    with pytest.raises(ValidationError, match="AUTH_KEY_PUBLISH_AHEAD_SECONDS"):
+        Settings(_env_file=None, **values)  # type: ignore[arg-type]

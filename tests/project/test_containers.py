@@ -622,7 +622,9 @@ def test_entrypoint_migrates_then_serves_and_stops_on_sigterm(
 def _current_kid(entrypoint: Entrypoint) -> str:
     listing = entrypoint.cli("keys", "list")
     assert listing.returncode == 0, listing.stdout + listing.stderr
-    current = [line.split()[0] for line in listing.stdout.splitlines() if "current" in line]
+    current = [
+        line.split()[0] for line in listing.stdout.splitlines() if line.split()[2] == "active"
+    ]
     assert len(current) == 1, listing.stdout
     return current[0]
 

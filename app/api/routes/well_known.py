@@ -8,24 +8,31 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app.api.deps import CodecDep, SettingsDep
+from app.config import Settings
 from app.services.admin.service_clients import SERVICE_SCOPES
 from app.services.common.authorization import BUILTIN_PERMISSIONS
 from app.services.tokens.scopes import BASIC_SCOPES
 
 router = APIRouter(prefix="/.well-known", tags=["discovery"])
 
-# Keys and metadata change rarely; a short public cache spares the service without delaying a
-# rotation beyond what the previous key's publication period already covers.
-PUBLIC_CACHE = {"Cache-Control": "public, max-age=300"}
+
+def public_cache(settings: Settings) -> dict[str, str]:
+    """Keys and metadata change rarely: a public cache for AUTH_JWKS_MAX_AGE_SECONDS spares the
+    service. A rotation publishes the new key longer than that before it signs
+    (AUTH_KEY_PUBLISH_AHEAD_SECONDS), so a cached copy never lacks a key in use."""
+    return {"Cache-Control": f"public, max-age={settings.jwks_max_age_seconds}"}
+
+
 CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
 # Accepted in a request, but what they ask for (an ID token) is not served yet.
 NOT_SERVED_SCOPES = frozenset({"openid"})
 
 
 @router.get("/jwks.json")
-async def jwks(codec: CodecDep) -> JSONResponse:
-    """RFC 7517 JWK Set: the current signing key and retired keys whose tokens may still live."""
-    return JSONResponse(codec.jwks(), headers=PUBLIC_CACHE)
+async def jwks(settings: SettingsDep, codec: CodecDep) -> JSONResponse:
+    """RFC 7517 JWK Set: the active signing key, staged keys about to sign, and retired keys
+    whose tokens may still live."""
+    return JSONResponse(codec.jwks(), headers=public_cache(settings))
 
 
 @router.get("/openid-configuration")
@@ -56,4 +63,4 @@ async def authorization_server_metadata(settings: SettingsDep, codec: CodecDep) 
         ),
         "subject_types_supported": ["public"],
     }
-    return JSONResponse(metadata, headers=PUBLIC_CACHE)
+    return JSONResponse(metadata, headers=public_cache(settings))

@@ -1,1 +1,2 @@
-"""Sign-in sessions, their refresh tokens and the access-token denylist."""
+"""Sign-in sessions, their refresh tokens, the access-token denylist and the signing keys (when
+the key ring lives in the database)."""

@@ -1,5 +1,6 @@
-"""The key ring on disk (`AUTH_KEYS_DIR`): generating, rotating and loading it, safely while
-other replicas and the CLI read and write the same directory."""
+"""The key ring on disk (`AUTH_KEYS_DIR`, `AUTH_KEY_STORE=directory`): generating, rotating,
+retiring and loading it, safely while other replicas and the CLI read and write the same
+directory."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final
 
@@ -20,6 +21,14 @@ from app.security.keys.errors import (
     KeyConfigurationError,
     KeyRingExistsError,
     KeyRingNotFoundError,
+)
+from app.security.keys.lifecycle import (
+    KeyEntry,
+    KeyRotation,
+    KeySchedule,
+    KeyState,
+    aware,
+    state_at,
 )
 from app.security.keys.manifest import Manifest, ManifestEntry
 from app.security.keys.pem import load_private_key_pem, load_public_keys_pem
@@ -32,32 +41,15 @@ MANIFEST_NAME: Final = "keys.json"
 _LOCK_NAME: Final = ".lock"
 
 
-def _aware(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    if now.tzinfo is None:
-        raise ValueError("`now` must be timezone-aware (UTC)")
-    return now
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRotation:
-    """What `KeyDirectory.rotate` did: the new signing key and the key it retired, which is
-    published until `publish_until`."""
-
-    current: SigningKey
-    retired: SigningKey
-    publish_until: datetime
-
-
 class KeyDirectory:
     """The key ring on disk, shared by replicas through a volume.
 
-    Layout: `keys.json` (the manifest: current kid, retired kids with `publish_until`) and one
-    PEM file per key, `<kid>.pem`; the current key's file holds its private key, a retired
-    key's only its public key. Files are 0600 in a 0700 directory. Every file is replaced
-    atomically (temp file + `os.replace`), and writers hold an exclusive `flock`, so readers
-    never see a half-written ring and concurrent writers never lose each other's changes.
+    Layout: `keys.json` (the manifest: every key with its state and schedule, see
+    `manifest`) and one PEM file per key, `<kid>.pem`; a staged or active key's file holds its
+    private key, a retired key's only its public key. Files are 0600 in a 0700 directory.
+    Every file is replaced atomically (temp file + `os.replace`), and writers hold an
+    exclusive `flock`, so readers never see a half-written ring and concurrent writers never
+    lose each other's changes.
     """
 
     def __init__(self, path: Path | str) -> None:
@@ -78,91 +70,138 @@ class KeyDirectory:
         except FileNotFoundError:
             return None
 
-    def generate(self, algorithm: Algorithm, *, force: bool = False) -> SigningKey:
-        """Create a ring with one new key and return it.
+    def generate(
+        self, algorithm: Algorithm, *, force: bool = False, now: datetime | None = None
+    ) -> SigningKey:
+        """Create a ring with one new, active key and return it.
 
         Refuses (`KeyRingExistsError`) if a ring exists, unless `force`: then the old keys
         are deleted and every token they signed stops verifying.
         """
+        now = aware(now)
         with self._locked():
             if self.manifest_path.exists() and not force:
                 raise KeyRingExistsError(f"a key ring already exists in {self.path}")
             key = SigningKey.generate(algorithm)
             self._write_key_file(key)
-            self._write_manifest(Manifest(ManifestEntry(key.kid, key.algorithm)))
+            self._write_schedule(KeySchedule.first(key, now))
             self._delete_unlisted_key_files({key.kid})
         return key
 
     def rotate(
-        self, algorithm: Algorithm, retire_for_seconds: float, *, now: datetime | None = None
+        self,
+        algorithm: Algorithm,
+        retire_for_seconds: float,
+        *,
+        activate_after_seconds: float = 0.0,
+        now: datetime | None = None,
     ) -> KeyRotation:
-        """Make a new key current; the old one stays published for `retire_for_seconds`.
+        """Stage a new key that signs `activate_after_seconds` from now (0: at once); the key
+        it replaces stays published for `retire_for_seconds` after that.
 
-        Pass the access-token lifetime plus a clock-skew margin, so every token the old key
-        signed expires before the key disappears from the JWKS.
+        Pass the access-token lifetime plus a clock-skew margin as `retire_for_seconds`
+        (`lifecycle.retirement_period`), so every token the old key signed expires before the
+        key disappears from the JWKS; and `AUTH_KEY_PUBLISH_AHEAD_SECONDS` as
+        `activate_after_seconds`, so verifiers know the new key before it signs.
         """
-        if retire_for_seconds < 0:
-            raise ValueError("retire_for_seconds must not be negative")
-        now = _aware(now)
+        now = aware(now)
         with self._locked():
-            manifest = self._read_manifest()
-            previous = self._read_key(manifest.current, private=True)
+            schedule = self._read_schedule(self._read_manifest(), now, private=False)
             key = SigningKey.generate(algorithm)
-            publish_until = now + timedelta(seconds=retire_for_seconds)
-            retired = previous.retired(publish_until)
-            entry = ManifestEntry(retired.kid, retired.algorithm, publish_until)
-            still_published = [e for e in manifest.retired if e.is_published_at(now)]
-            # The new key's file exists before the manifest names it; the old key loses its
-            # private half only after the manifest no longer calls it current.
-            self._write_key_file(key)
-            self._write_manifest(
-                Manifest(ManifestEntry(key.kid, key.algorithm), (entry, *still_published))
+            rotated, rotation = schedule.rotated(
+                key,
+                now=now,
+                activate_after=timedelta(seconds=activate_after_seconds),
+                retire_for=timedelta(seconds=retire_for_seconds),
             )
-            self._write_key_file(retired)
-            self._delete_unlisted_key_files({key.kid, entry.kid, *(e.kid for e in still_published)})
-        return KeyRotation(current=key, retired=retired, publish_until=publish_until)
+            # The new key's file exists before the manifest names it; a retired key loses its
+            # private half only after the manifest calls it retired.
+            self._write_key_file(key)
+            self._write_schedule(rotated)
+        return rotation
 
-    def load(self, now: datetime | None = None) -> KeyRing:
-        """The ring as of `now`: retired keys past `publish_until` are left out (and their
-        files deleted, when the directory is writable)."""
-        now = _aware(now)
+    def retire(self, kid: str, *, now: datetime | None = None) -> KeyEntry:
+        """Stop publishing `kid` at once (see `KeySchedule.retired`); its file is deleted."""
+        now = aware(now)
+        with self._locked():
+            schedule = self._read_schedule(self._read_manifest(), now, private=False)
+            retired, entry = schedule.retired(kid, now=now)
+            self._write_schedule(retired)
+        return entry
+
+    def load_schedule(self, now: datetime | None = None, *, private: bool = True) -> KeySchedule:
+        """The ring with its schedule, staged and active keys with their private halves
+        (unless not `private`). When a key's state is due to change, or a retired key's
+        publication has ended, the directory is brought up to date too (if it is writable)."""
+        now = aware(now)
         # Writers replace files while replicas read; a read that fails while the manifest
         # changed under it is retried against the new manifest.
         for _attempt in range(3):
             raw = self._read_manifest_bytes()
             try:
                 manifest = Manifest.from_bytes(raw, path=self.manifest_path)
-                ring, expired = self._ring_from(manifest, now)
+                schedule = self._read_schedule(manifest, now, private=private)
             except KeyConfigurationError:
                 if self.revision() != raw:
                     continue
                 raise
-            if expired:
-                self._prune(now)
-            return ring
+            if not schedule.is_settled(now):
+                self._settle(now)
+            return schedule
         raise KeyConfigurationError(f"the key ring in {self.path} kept changing while read")
+
+    def load(self, now: datetime | None = None) -> KeyRing:
+        """The ring as of `now`: the active key signs; staged and retired keys still
+        published verify (retired keys past `publish_until` are left out, and their files
+        deleted when the directory is writable)."""
+        now = aware(now)
+        return self.load_schedule(now).ring_at(now)
 
     # --- internals ---
 
-    def _ring_from(self, manifest: Manifest, now: datetime) -> tuple[KeyRing, bool]:
-        signing_key = self._read_key(manifest.current, private=True)
-        published = [e for e in manifest.retired if e.is_published_at(now)]
-        previous = [self._read_key(entry, private=False) for entry in published]
-        return KeyRing(signing_key, previous), len(published) < len(manifest.retired)
+    def _read_schedule(self, manifest: Manifest, now: datetime, *, private: bool) -> KeySchedule:
+        entries = []
+        for item in manifest.entries:
+            state = state_at(now, item.activates_at, item.retires_at, item.publish_until)
+            # Only a key that signs now or later needs its private half.
+            signs = private and state in (KeyState.STAGED, KeyState.ACTIVE)
+            entries.append(
+                KeyEntry(
+                    self._read_key(item, private=signs),
+                    item.activates_at,
+                    item.retires_at,
+                    item.publish_until,
+                    item.created_at,
+                    item.state,
+                )
+            )
+        return KeySchedule(tuple(entries))
 
-    def _prune(self, now: datetime) -> None:
+    def _settle(self, now: datetime) -> None:
         try:
             with self._locked():
-                manifest = self._read_manifest()
-                published = tuple(e for e in manifest.retired if e.is_published_at(now))
-                if len(published) < len(manifest.retired):
-                    self._write_manifest(Manifest(manifest.current, published))
-                    self._delete_unlisted_key_files(
-                        {manifest.current.kid, *(e.kid for e in published)}
-                    )
+                schedule = self._read_schedule(self._read_manifest(), now, private=False)
+                if not schedule.is_settled(now):
+                    self._write_schedule(schedule.settled(now))
         except (OSError, KeyConfigurationError) as exc:
-            # A read-only mount is fine: some writer (or the CLI) prunes later.
-            logger.debug("could not prune retired keys in %s: %s", self.path, exc)
+            # A read-only mount is fine: some writer (or the CLI) settles later.
+            logger.debug("could not update the key ring in %s: %s", self.path, exc)
+
+    def _write_schedule(self, schedule: KeySchedule) -> None:
+        """Write the manifest of `schedule` (settled: its stored states are current), then
+        strip retired keys' files to their public half and delete files no key names."""
+        manifest = Manifest.of([_manifest_entry(entry) for entry in schedule.entries])
+        _write_atomically(self.manifest_path, manifest.to_bytes())
+        for entry in schedule.entries:
+            if entry.stored_state is KeyState.RETIRED and self._holds_private_key(entry.kid):
+                self._write_key_file(entry.public().key)
+        self._delete_unlisted_key_files({entry.kid for entry in schedule.entries})
+
+    def _holds_private_key(self, kid: str) -> bool:
+        try:
+            return b"PRIVATE KEY" in self._key_path(kid).read_bytes()
+        except FileNotFoundError:
+            return False
 
     def _read_manifest_bytes(self) -> bytes:
         try:
@@ -190,15 +229,15 @@ class KeyDirectory:
             private_key = load_private_key_pem(pem, source=str(path))
             key = SigningKey.from_private_key(private_key, algorithm=entry.algorithm)
         elif private:
-            raise KeyConfigurationError(f"{path} holds no private key for the current key")
+            raise KeyConfigurationError(f"{path} holds no private key for a {entry.state} key")
         else:
             public_keys = load_public_keys_pem(pem.decode("utf-8", "replace"), source=str(path))
             if len(public_keys) != 1:
                 raise KeyConfigurationError(f"{path} does not hold exactly one public key")
             key = SigningKey.from_public_key(public_keys[0], algorithm=entry.algorithm)
         if not private:
-            # A retired key only verifies, whatever its file still holds.
-            key = replace(key, private_key=None, publish_until=entry.publish_until)
+            # A key read to verify only (a retired one) never signs, whatever its file holds.
+            key = replace(key, private_key=None)
         if key.kid != entry.kid:
             raise KeyConfigurationError(f"{path} does not hold the key {entry.kid}")
         return key
@@ -215,9 +254,6 @@ class KeyDirectory:
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
         _write_atomically(self._key_path(key.kid), pem)
-
-    def _write_manifest(self, manifest: Manifest) -> None:
-        _write_atomically(self.manifest_path, manifest.to_bytes())
 
     def _delete_unlisted_key_files(self, listed: set[str]) -> None:
         for path in self.path.glob("*.pem"):
@@ -237,6 +273,20 @@ class KeyDirectory:
             yield
         finally:
             os.close(descriptor)  # closing releases the lock
+
+
+def _manifest_entry(entry: KeyEntry) -> ManifestEntry:
+    if entry.stored_state is None:
+        raise ValueError("only a settled schedule is written")
+    return ManifestEntry(
+        entry.kid,
+        entry.key.algorithm,
+        entry.stored_state,
+        entry.activates_at,
+        entry.retires_at,
+        entry.publish_until,
+        entry.created_at,
+    )
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

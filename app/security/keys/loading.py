@@ -1,8 +1,8 @@
-"""The key ring the settings call for.
+"""The key ring the settings call for, when it is not in the database.
 
 An explicitly configured key (`AUTH_JWT_PRIVATE_KEY` or `_FILE`) signs; otherwise the key ring
 in `AUTH_KEYS_DIR` does, generated on first use in development. Configured previous public
-keys (`AUTH_JWT_PREVIOUS_PUBLIC_KEYS`) verify in both cases.
+keys (`AUTH_JWT_PREVIOUS_PUBLIC_KEYS`) verify in every case.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from datetime import datetime
 from app.config import Settings
 from app.security.keys.directory import KeyDirectory
 from app.security.keys.errors import KeyConfigurationError, KeyRingExistsError
+from app.security.keys.lifecycle import KeySchedule, aware
 from app.security.keys.pem import load_private_key_pem, load_public_keys_pem
 from app.security.keys.ring import KeyRing
 from app.security.keys.signing_key import SigningKey
@@ -45,7 +46,8 @@ def _configured_signing_key(settings: Settings) -> SigningKey:
         ) from exc
 
 
-def _configured_previous_keys(settings: Settings) -> list[SigningKey]:
+def configured_previous_keys(settings: Settings) -> list[SigningKey]:
+    """`AUTH_JWT_PREVIOUS_PUBLIC_KEYS`: verification-only keys published beside the ring."""
     source = "AUTH_JWT_PREVIOUS_PUBLIC_KEYS"
     keys = load_public_keys_pem(settings.jwt_previous_public_keys or "", source=source)
     try:
@@ -54,16 +56,34 @@ def _configured_previous_keys(settings: Settings) -> list[SigningKey]:
         raise KeyConfigurationError(f"{source}: {exc}") from exc
 
 
-def load_key_ring(settings: Settings, now: datetime | None = None) -> KeyRing:
-    """The keys the service signs and verifies with.
+def warn_of_algorithm_mismatch(settings: Settings, ring: KeyRing, where: str) -> None:
+    """Log when the ring signs with another algorithm than `AUTH_JWT_ALGORITHM`: the stored
+    ring is shared by every replica, so it decides; the setting only picks the algorithm of
+    keys generated from now on."""
+    if ring.signing_key.algorithm != settings.jwt_algorithm:
+        logger.warning(
+            "the key ring in %s signs with %s, not AUTH_JWT_ALGORITHM=%s; "
+            "run `authsvc keys rotate --algorithm %s` to switch",
+            where,
+            ring.signing_key.algorithm,
+            settings.jwt_algorithm,
+            settings.jwt_algorithm,
+        )
 
-    An explicitly configured key (`AUTH_JWT_PRIVATE_KEY` or `_FILE`) signs; otherwise the
-    key ring in `AUTH_KEYS_DIR` does, generated on first use when `settings.may_generate_keys`.
-    `AUTH_JWT_PREVIOUS_PUBLIC_KEYS` are added as verification-only keys in both cases.
+
+def load_key_schedule(settings: Settings, now: datetime | None = None) -> KeySchedule:
+    """The schedule of the keys the service signs with, from a configured key or the
+    directory store.
+
+    An explicitly configured key (`AUTH_JWT_PRIVATE_KEY` or `_FILE`) signs, and nothing else
+    does; otherwise the key ring in `AUTH_KEYS_DIR` does, generated on first use when
+    `settings.may_generate_keys`. (The database store is read by
+    `app.services.tokens.signing_keys`.) Configured previous keys are not part of it: see
+    `configured_previous_keys`.
     """
-    previous = _configured_previous_keys(settings)
+    now = aware(now)
     if settings.has_configured_signing_key:
-        return KeyRing(_configured_signing_key(settings), previous)
+        return KeySchedule.of_ring(KeyRing(_configured_signing_key(settings)))
 
     directory = KeyDirectory(settings.keys_dir)
     if not directory.exists():
@@ -73,7 +93,7 @@ def load_key_ring(settings: Settings, now: datetime | None = None) -> KeyRing:
                 f"(no key ring in AUTH_KEYS_DIR={settings.keys_dir})"
             )
         try:
-            key = directory.generate(settings.jwt_algorithm)
+            key = directory.generate(settings.jwt_algorithm, now=now)
             logger.info(
                 "generated a %s signing key %s in %s", key.algorithm, key.kid, directory.path
             )
@@ -83,18 +103,13 @@ def load_key_ring(settings: Settings, now: datetime | None = None) -> KeyRing:
             raise KeyConfigurationError(
                 f"cannot create the key ring in AUTH_KEYS_DIR={settings.keys_dir}: {exc}"
             ) from exc
-    ring = directory.load(now)
-    if ring.signing_key.algorithm != settings.jwt_algorithm:
-        # The ring on disk is shared by every replica, so it decides; the setting only picks
-        # the algorithm of keys generated from now on.
-        logger.warning(
-            "the key ring in %s signs with %s, not AUTH_JWT_ALGORITHM=%s; "
-            "run `authsvc keys rotate --algorithm %s` to switch",
-            directory.path,
-            ring.signing_key.algorithm,
-            settings.jwt_algorithm,
-            settings.jwt_algorithm,
-        )
-    if not previous:
-        return ring
-    return KeyRing(ring.signing_key, [*ring.previous_keys, *previous])
+    schedule = directory.load_schedule(now)
+    warn_of_algorithm_mismatch(settings, schedule.ring_at(now), str(directory.path))
+    return schedule
+
+
+def load_key_ring(settings: Settings, now: datetime | None = None) -> KeyRing:
+    """The keys the service signs and verifies with at `now` (see `load_key_schedule`), with
+    `AUTH_JWT_PREVIOUS_PUBLIC_KEYS` added as verification-only keys."""
+    now = aware(now)
+    return load_key_schedule(settings, now).ring_at(now, configured_previous_keys(settings))

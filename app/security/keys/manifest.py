@@ -1,6 +1,12 @@
-"""The key ring's manifest, `keys.json`: which key is current and which retired keys are
-published until when. This module reads and writes the document; `KeyDirectory` keeps it on
-disk next to the key files.
+"""The key ring's manifest, `keys.json`: every key of the ring with its state and schedule.
+This module reads and writes the document; `KeyDirectory` keeps it on disk next to the key
+files.
+
+The document keeps the shape of the first version (`current`, `retired`) and adds `staged` and
+the times of each key (`created_at`, `activates_at`, `retires_at`, `publish_until`, `state`),
+so a manifest written before the lifecycle still reads (its keys active and retired since
+ever), and a process of that older version still reads this one: it signs with `current` and
+publishes `retired`, ignoring what it does not know.
 """
 
 from __future__ import annotations
@@ -13,25 +19,48 @@ from pathlib import Path
 from typing import Any, Final
 
 from app.security.keys.errors import KeyConfigurationError
+from app.security.keys.lifecycle import EPOCH, KeyState
 from app.security.keys.signing_key import SUPPORTED_ALGORITHMS, Algorithm
 
 MANIFEST_VERSION: Final = 1
 # A kid is a base64url SHA-256 thumbprint; checking the shape keeps manifest entries from
 # naming files outside the directory.
 _KID_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{43}")
+_SECTIONS: Final = {
+    "current": KeyState.ACTIVE,
+    "staged": KeyState.STAGED,
+    "retired": KeyState.RETIRED,
+}
+
+
+def _moment(data: dict[str, Any], name: str, *, required: bool = False) -> datetime | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise ValueError(f"{name} is missing")
+        return None
+    moment = datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        raise ValueError(f"{name} has no time zone")
+    return moment
 
 
 @dataclass(frozen=True, slots=True)
 class ManifestEntry:
-    """One key the manifest names. Retired keys carry `publish_until`; the current key none."""
+    """One key the manifest names, with the state it was written in and its schedule."""
 
     kid: str
     algorithm: Algorithm
+    state: KeyState = KeyState.ACTIVE
+    activates_at: datetime = EPOCH
+    retires_at: datetime | None = None
     publish_until: datetime | None = None
+    created_at: datetime | None = None
 
     @classmethod
-    def from_json(cls, data: Any, *, retired: bool) -> ManifestEntry:
-        """The entry `data` describes; `ValueError` if it is malformed."""
+    def from_json(cls, data: Any, *, state: KeyState) -> ManifestEntry:
+        """The entry `data` describes in the section of keys in `state`; `ValueError` if it
+        is malformed."""
         if not isinstance(data, dict):
             raise ValueError("an entry is not an object")
         kid, algorithm = data.get("kid"), data.get("algorithm")
@@ -39,29 +68,52 @@ class ManifestEntry:
             raise ValueError(f"bad kid {kid!r}")
         if algorithm not in SUPPORTED_ALGORITHMS:
             raise ValueError(f"bad algorithm {algorithm!r}")
-        publish_until = None
-        if retired:
-            publish_until = datetime.fromisoformat(str(data.get("publish_until")))
-            if publish_until.tzinfo is None:
-                raise ValueError("publish_until has no time zone")
-        return cls(kid, algorithm, publish_until)
-
-    def is_published_at(self, now: datetime) -> bool:
-        return self.publish_until is None or now < self.publish_until
+        retired = state is KeyState.RETIRED
+        activates_at = _moment(data, "activates_at", required=state is KeyState.STAGED)
+        retires_at = _moment(data, "retires_at")
+        return cls(
+            kid,
+            algorithm,
+            state,
+            activates_at=activates_at or EPOCH,
+            # Written before the lifecycle: a retired key retired at some unknown past moment.
+            retires_at=retires_at or (EPOCH if retired else None),
+            publish_until=_moment(data, "publish_until", required=retired),
+            created_at=_moment(data, "created_at"),
+        )
 
     def to_json(self) -> dict[str, str]:
-        data = {"kid": self.kid, "algorithm": self.algorithm}
-        if self.publish_until is not None:
-            data["publish_until"] = self.publish_until.astimezone(UTC).isoformat()
+        data = {"kid": self.kid, "algorithm": self.algorithm, "state": self.state.value}
+        for name in ("created_at", "activates_at", "retires_at", "publish_until"):
+            moment: datetime | None = getattr(self, name)
+            if moment is not None:
+                data[name] = moment.astimezone(UTC).isoformat()
         return data
 
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """The current key and the retired ones, newest retired first."""
+    """The active key (`current`), the staged keys and the retired ones, newest first."""
 
     current: ManifestEntry
     retired: tuple[ManifestEntry, ...] = ()
+    staged: tuple[ManifestEntry, ...] = ()
+
+    @property
+    def entries(self) -> tuple[ManifestEntry, ...]:
+        return (*self.staged, self.current, *self.retired)
+
+    @classmethod
+    def of(cls, entries: list[ManifestEntry]) -> Manifest:
+        """The manifest of `entries`, sorted into sections by state; exactly one is active."""
+        active = [entry for entry in entries if entry.state is KeyState.ACTIVE]
+        if len(active) != 1:
+            raise KeyConfigurationError(f"a key ring needs one active key, not {len(active)}")
+        return cls(
+            current=active[0],
+            retired=tuple(e for e in entries if e.state is KeyState.RETIRED),
+            staged=tuple(e for e in entries if e.state is KeyState.STAGED),
+        )
 
     @classmethod
     def from_bytes(cls, raw: bytes, *, path: Path) -> Manifest:
@@ -70,12 +122,18 @@ class Manifest:
             document = json.loads(raw)
             if not isinstance(document, dict) or document.get("version") != MANIFEST_VERSION:
                 raise ValueError(f"unknown manifest version in {path}")
-            retired = document.get("retired", [])
-            if not isinstance(retired, list):
-                raise ValueError("`retired` is not a list")
+            sections: dict[str, list[ManifestEntry]] = {}
+            for name, state in _SECTIONS.items():
+                listed = document.get(name, [])
+                if name == "current":
+                    listed = [listed]
+                elif not isinstance(listed, list):
+                    raise ValueError(f"`{name}` is not a list")
+                sections[name] = [ManifestEntry.from_json(item, state=state) for item in listed]
             return cls(
-                current=ManifestEntry.from_json(document.get("current"), retired=False),
-                retired=tuple(ManifestEntry.from_json(entry, retired=True) for entry in retired),
+                current=sections["current"][0],
+                retired=tuple(sections["retired"]),
+                staged=tuple(sections["staged"]),
             )
         except (ValueError, TypeError) as exc:
             raise KeyConfigurationError(f"{path} is corrupt: {exc}") from exc
@@ -84,6 +142,7 @@ class Manifest:
         document = {
             "version": MANIFEST_VERSION,
             "current": self.current.to_json(),
+            "staged": [entry.to_json() for entry in self.staged],
             "retired": [entry.to_json() for entry in self.retired],
         }
         return (json.dumps(document, indent=2) + "\n").encode("utf-8")
