@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
+from functools import cache, cached_property
 from typing import TYPE_CHECKING
 
 import httpx
@@ -19,13 +19,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import IPNetwork, Settings, parse_networks
 from app.db import create_engine, create_session_factory
-from app.mail import MailDispatcher, build_email_sender
+from app.mail import build_email_sender
 from app.models.base import utcnow
 from app.observability.metrics import AuthMetrics
 from app.security.audit_hmac import AuditHmac
+from app.security.encryption import Encryptor, data_encryption_setting, load_encryptor
 from app.security.passwords import PasswordHasher
+from app.services.common.outbox import Doorbell, Outbox
 from app.services.common.rate_limits import RateLimiter
 from app.services.oauth.providers import Provider, build_providers
+from app.services.operations.outbox_dispatcher import OutboxDispatcher
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -39,7 +42,7 @@ class Runtime:
 
     Frozen: nothing replaces a resource while the service runs. Tests that swap the clock or
     the outbound HTTP client install a copy made with `dataclasses.replace` (which builds its
-    own token codec on first use).
+    own token codec and mail outbox on first use, and shares the one dispatcher).
     """
 
     settings: Settings
@@ -48,7 +51,13 @@ class Runtime:
     password_hasher: PasswordHasher
     rate_limiter: RateLimiter
     audit_hmac: AuditHmac
-    mail_dispatcher: MailDispatcher
+    # AUTH_DATA_ENCRYPTION_KEY (queued mail, ...), read on first use (`data_encryptor`): a
+    # command that queues nothing never reads it, nor creates it in development.
+    load_data_encryptor: Callable[[], Encryptor]
+    # Rung after a commit that queued an outbox message: wakes this process's dispatcher.
+    outbox_doorbell: Doorbell
+    # Delivers the outbox: the app's lifespan starts and stops it; `authsvc worker` runs it.
+    outbox_dispatcher: OutboxDispatcher
     oauth_providers: dict[str, Provider]
     # Talks to the social sign-in providers (token exchange, user info, discovery, keys).
     oauth_http: httpx.AsyncClient
@@ -67,11 +76,23 @@ class Runtime:
 
         return build_access_token_codec(self.settings)
 
+    @property
+    def data_encryptor(self) -> Encryptor:
+        """Encrypts and decrypts data secrets at rest (AUTH_DATA_ENCRYPTION_KEY)."""
+        return self.load_data_encryptor()
+
+    @cached_property
+    def mail_outbox(self) -> Outbox:
+        """Where use cases queue mail, in their own transaction (`ServiceContext.outbox`)."""
+        return Outbox(self.session_factory, self.load_data_encryptor, self.outbox_doorbell)
+
     def load_keys(self) -> None:
-        """Read the signing key ring and the audit HMAC key now, so that a missing or
-        unreadable key stops the service at start-up instead of failing a request."""
+        """Read the signing key ring, the audit HMAC key and the data encryption key now, so
+        that a missing or unreadable key stops the service at start-up instead of failing a
+        request."""
         _ = self.token_codec
         self.audit_hmac.load()
+        _ = self.data_encryptor
 
 
 @asynccontextmanager
@@ -84,6 +105,8 @@ async def open_runtime(
 
     `metrics` are those the app's middleware records into (`install_observability`); without
     them (the command line) the runtime gets a registry of its own that nobody reads.
+    The outbox's dispatcher is built, not started: the app's lifespan and `authsvc worker`
+    run it.
     """
     async with AsyncExitStack() as built:
         engine = create_engine(settings)
@@ -96,19 +119,32 @@ async def open_runtime(
             timeout=settings.oauth_http_timeout_seconds, follow_redirects=False
         )
         built.push_async_callback(oauth_http.aclose)
+        session_factory = create_session_factory(engine)
+        metrics = metrics if metrics is not None else AuthMetrics()
+        load_data_encryptor = cache(
+            lambda: load_encryptor(settings, data_encryption_setting(settings))
+        )
+        doorbell = Doorbell()
         yield Runtime(
             settings=settings,
             engine=engine,
-            session_factory=create_session_factory(engine),
+            session_factory=session_factory,
             password_hasher=password_hasher,
             rate_limiter=rate_limiter,
             audit_hmac=AuditHmac(settings),
-            mail_dispatcher=MailDispatcher(
-                build_email_sender(settings), attempts=settings.email_send_attempts
+            load_data_encryptor=load_data_encryptor,
+            outbox_doorbell=doorbell,
+            outbox_dispatcher=OutboxDispatcher(
+                settings=settings,
+                session_factory=session_factory,
+                encryptor=load_data_encryptor,
+                sender=build_email_sender(settings),
+                metrics=metrics,
+                doorbell=doorbell,
             ),
             oauth_providers=build_providers(settings),
             oauth_http=oauth_http,
-            metrics=metrics if metrics is not None else AuthMetrics(),
+            metrics=metrics,
             trusted_proxies=parse_networks(settings.trusted_proxies),
         )
 

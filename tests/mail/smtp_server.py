@@ -143,7 +143,7 @@ def sending_to(server: SmtpServer) -> dict[str, object]:
         "email_backend": "smtp",
         "smtp_host": HOST,
         "smtp_port": server.port,
-        "email_send_attempts": 1,
+        "outbox_max_attempts": 1,
     }
 
 
