@@ -93,7 +93,9 @@ class OutboxDispatcher:
         metrics: OutboxEvents,
         doorbell: Doorbell,
         clock: Callable[[], datetime] = utcnow,
+        stop_grace_seconds: float = STOP_GRACE_SECONDS,
     ) -> None:
+        self._stop_grace_seconds = stop_grace_seconds
         self._session_factory = session_factory
         self._encryptor = encryptor
         self._sender = sender
@@ -128,7 +130,7 @@ class OutboxDispatcher:
         self._doorbell.ring()
 
     async def stop(self) -> None:
-        """Stop what `start()` started: deliveries in flight get `STOP_GRACE_SECONDS` to
+        """Stop what `start()` started: deliveries in flight get `stop_grace_seconds` (5) to
         finish, then the messages still held are handed back for any dispatcher to take at
         once."""
         self.request_stop()
@@ -217,7 +219,7 @@ class OutboxDispatcher:
                 )
                 pending.discard(stopping)
             if pending:
-                _, pending = await asyncio.wait(pending, timeout=STOP_GRACE_SECONDS)
+                _, pending = await asyncio.wait(pending, timeout=self._stop_grace_seconds)
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
