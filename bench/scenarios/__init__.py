@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from bench.context import BenchContext
 from bench.report import ScenarioOutcome
-from bench.scenarios import flood, introspect, kit, login, me, mixed, scale
+from bench.scenarios import flood, introspect, kit, login, me, mixed, outbox, scale
 
 Scenario = Callable[[BenchContext], Awaitable[ScenarioOutcome]]
 
@@ -18,4 +18,5 @@ SCENARIOS: dict[str, Scenario] = {
     "introspect": introspect.run,
     "kit": kit.run,
     "mixed": mixed.run,
+    "outbox": outbox.run,
 }
