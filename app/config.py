@@ -235,9 +235,45 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_use_tls: bool = False
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
-    email_send_attempts: int = Field(default=3, ge=1, le=10)
     verify_email_token_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     reset_password_token_ttl_seconds: int = Field(default=30 * 60, ge=60)
+
+    # --- outbox (app/services/common/outbox.py, app/services/operations/outbox_dispatcher.py) ---
+    # Mail is written to the outbox_messages table in the transaction of the change that causes
+    # it, and delivered by a dispatcher in every `authsvc serve` process and in `authsvc worker`.
+    outbox_retry_base_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Wait before the first retry of a failed delivery; it doubles with each "
+        "failure (with jitter), up to an hour.",
+    )
+    outbox_max_attempts: int = Field(
+        default=12,
+        ge=1,
+        le=100,
+        description="Delivery attempts per message before it is given up (logged, counted in "
+        "authsvc_outbox_failed_total, kept for a week for inspection).",
+    )
+    outbox_poll_interval_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=300,
+        description="How often an idle dispatcher looks for messages it was not told about "
+        "(queued by another process, or left by one that crashed).",
+    )
+    outbox_lease_seconds: float = Field(
+        default=60.0,
+        ge=1,
+        description="How long a dispatcher holds the messages it claimed; a crashed "
+        "dispatcher's messages are taken by another after this. A delivery is abandoned "
+        "after half of it.",
+    )
+    outbox_batch_size: int = Field(
+        default=20,
+        ge=1,
+        le=500,
+        description="Messages one dispatcher claims at once and delivers concurrently.",
+    )
 
     # --- sign-in with external providers ---
     oauth_providers: dict[str, OAuthProvider] = Field(
@@ -374,6 +410,12 @@ class Settings(BaseSettings):
             )
         if self.email_backend == "console":
             problems.append("AUTH_EMAIL_BACKEND=console only logs mail (development); use smtp")
+        if self.data_encryption_key is None:
+            problems.append(
+                "AUTH_DATA_ENCRYPTION_KEY is not set (queued mail and other data secrets are "
+                "encrypted under it); make one with `python -c 'from cryptography.fernet import "
+                "Fernet; print(Fernet.generate_key().decode())'`"
+            )
         for name, url in (("AUTH_PUBLIC_URL", self.public_url), ("AUTH_ISSUER", self.issuer)):
             if not _is_https_or_loopback(url):
                 problems.append(f"{name} must be https:// (plain http only for localhost)")

@@ -36,7 +36,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with open_runtime(settings, metrics=app_metrics) as runtime:
             await runtime.load_keys()  # a missing key stops the start, not a sign-in
             install_runtime(app, runtime)
-            yield
+            # Every serve process delivers the outbox; on shutdown (after the requests in
+            # flight), deliveries under way finish or their messages are handed back.
+            runtime.outbox_dispatcher.start()
+            try:
+                yield
+            finally:
+                await runtime.outbox_dispatcher.stop()
 
     app = FastAPI(
         title="authsvc",

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
+from functools import cache, cached_property
 from typing import TYPE_CHECKING
 
 import httpx
@@ -20,13 +20,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import IPNetwork, Settings, parse_networks
 from app.db import create_engine, create_session_factory
-from app.mail import MailDispatcher, build_email_sender
+from app.mail import build_email_sender
 from app.models.base import utcnow
 from app.observability.metrics import AuthMetrics
 from app.security.audit_hmac import AuditHmac
+from app.security.encryption import Encryptor, data_encryption_setting, load_encryptor
 from app.security.passwords import PasswordHasher
+from app.services.common.outbox import Doorbell, Outbox
 from app.services.common.rate_limits import RateLimiter
 from app.services.oauth.providers import Provider, build_providers
+from app.services.operations.outbox_dispatcher import OutboxDispatcher
 from app.services.tokens.signing_keys import SigningKeys
 
 logger = logging.getLogger(__name__)
@@ -43,7 +46,8 @@ class Runtime:
 
     Frozen: nothing replaces a resource while the service runs. Tests that swap the clock or
     the outbound HTTP client install a copy made with `dataclasses.replace` (which builds its
-    own token codec on first use, over the same signing keys).
+    own token codec and mail outbox on first use, over the same signing keys, and shares the
+    one dispatcher).
     """
 
     settings: Settings
@@ -52,7 +56,13 @@ class Runtime:
     password_hasher: PasswordHasher
     rate_limiter: RateLimiter
     audit_hmac: AuditHmac
-    mail_dispatcher: MailDispatcher
+    # AUTH_DATA_ENCRYPTION_KEY (queued mail, ...), read on first use (`data_encryptor`): a
+    # command that queues nothing never reads it, nor creates it in development.
+    load_data_encryptor: Callable[[], Encryptor]
+    # Rung after a commit that queued an outbox message: wakes this process's dispatcher.
+    outbox_doorbell: Doorbell
+    # Delivers the outbox: the app's lifespan starts and stops it; `authsvc worker` runs it.
+    outbox_dispatcher: OutboxDispatcher
     oauth_providers: dict[str, Provider]
     # Talks to the social sign-in providers (token exchange, user info, discovery, keys).
     oauth_http: httpx.AsyncClient
@@ -73,10 +83,21 @@ class Runtime:
 
         return build_access_token_codec(self.settings, self.signing_keys.provider())
 
+    @property
+    def data_encryptor(self) -> Encryptor:
+        """Encrypts and decrypts data secrets at rest (AUTH_DATA_ENCRYPTION_KEY)."""
+        return self.load_data_encryptor()
+
+    @cached_property
+    def mail_outbox(self) -> Outbox:
+        """Where use cases queue mail, in their own transaction (`ServiceContext.outbox`)."""
+        return Outbox(self.session_factory, self.load_data_encryptor, self.outbox_doorbell)
+
     async def load_keys(self) -> None:
-        """Read the signing key ring and the audit HMAC key now, so that a missing or
-        unreadable key stops the service at start-up instead of failing a request; from
-        then on the ring is kept current (a rotation, a staged key's time to sign)."""
+        """Read the signing key ring, the audit HMAC key and the data encryption key now, so
+        that a missing or unreadable key stops the service at start-up instead of failing a
+        request; from then on the ring is kept current (a rotation, a staged key's time to
+        sign)."""
         from app.security.keys.errors import KeyConfigurationError
 
         try:
@@ -87,6 +108,7 @@ class Runtime:
             logger.critical("cannot start: the signing keys cannot be used: %s", error)
             raise
         self.audit_hmac.load()
+        _ = self.data_encryptor
 
 
 @asynccontextmanager
@@ -99,6 +121,8 @@ async def open_runtime(
 
     `metrics` are those the app's middleware records into (`install_observability`); without
     them (the command line) the runtime gets a registry of its own that nobody reads.
+    The outbox's dispatcher is built, not started: the app's lifespan and `authsvc worker`
+    run it.
     """
     async with AsyncExitStack() as built:
         engine = create_engine(settings)
@@ -114,6 +138,11 @@ async def open_runtime(
         session_factory = create_session_factory(engine)
         signing_keys = SigningKeys(settings, session_factory)
         built.push_async_callback(signing_keys.close)
+        metrics = metrics if metrics is not None else AuthMetrics()
+        load_data_encryptor = cache(
+            lambda: load_encryptor(settings, data_encryption_setting(settings))
+        )
+        doorbell = Doorbell()
         yield Runtime(
             settings=settings,
             engine=engine,
@@ -121,12 +150,19 @@ async def open_runtime(
             password_hasher=password_hasher,
             rate_limiter=rate_limiter,
             audit_hmac=AuditHmac(settings),
-            mail_dispatcher=MailDispatcher(
-                build_email_sender(settings), attempts=settings.email_send_attempts
+            load_data_encryptor=load_data_encryptor,
+            outbox_doorbell=doorbell,
+            outbox_dispatcher=OutboxDispatcher(
+                settings=settings,
+                session_factory=session_factory,
+                encryptor=load_data_encryptor,
+                sender=build_email_sender(settings),
+                metrics=metrics,
+                doorbell=doorbell,
             ),
             oauth_providers=build_providers(settings),
             oauth_http=oauth_http,
-            metrics=metrics if metrics is not None else AuthMetrics(),
+            metrics=metrics,
             trusted_proxies=parse_networks(settings.trusted_proxies),
             signing_keys=signing_keys,
         )

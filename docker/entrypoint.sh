@@ -1,6 +1,12 @@
 #!/bin/sh
 # Container entrypoint for authsvc.
 #
+#   Before any command: if AUTH_DATA_ENCRYPTION_KEY is empty and AUTH_CREATE_KEY_RING is true,
+#   the data encryption key (required in production; it encrypts queued mail) is read from
+#   data-encryption.key in AUTH_KEYS_DIR, created there on the very first start and kept
+#   afterwards, and exported to the command. Set AUTH_DATA_ENCRYPTION_KEY (in .env) to bring
+#   your own.
+#
 #   entrypoint.sh [serve] [SERVE OPTIONS...]
 #       The default. In order:
 #         1. wait for the database (`authsvc wait-for-db`, AUTH_DB_WAIT_TIMEOUT seconds,
@@ -31,6 +37,28 @@ is_true() {
         *) return 1 ;;
     esac
 }
+
+# A Fernet key: url-safe base64 of 32 random bytes (what `Fernet.generate_key()` makes).
+new_fernet_key() {
+    python -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'
+}
+
+if [ -z "${AUTH_DATA_ENCRYPTION_KEY:-}" ] && is_true "${AUTH_CREATE_KEY_RING:-}"; then
+    keys_dir="${AUTH_KEYS_DIR:-var/keys}"
+    key_file="$keys_dir/data-encryption.key"
+    if [ ! -s "$key_file" ]; then
+        mkdir -p "$keys_dir"
+        temporary="$(umask 077 && mktemp "$keys_dir/.tmp-XXXXXX")"
+        new_fernet_key >"$temporary"
+        # The key appears whole or not at all; when two first starts race, both use the
+        # one that was linked first.
+        ln "$temporary" "$key_file" 2>/dev/null || true
+        rm -f "$temporary"
+        echo "entrypoint: created the data encryption key in $key_file" >&2
+    fi
+    AUTH_DATA_ENCRYPTION_KEY="$(cat "$key_file")"
+    export AUTH_DATA_ENCRYPTION_KEY
+fi
 
 if [ "$#" -eq 0 ]; then
     set -- serve

@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.api.client_ip import client_ip
 from app.config import Settings
-from app.mail import MailDispatcher, OutgoingEmail
 from app.runtime import runtime_of
 from app.security.access_tokens import AccessTokenCodec
 from app.services.accounts.account import AccountService
@@ -60,25 +59,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-class BackgroundMailOutbox:
-    """Delivers queued mail after the response is sent: no transaction is held open for
-    SMTP, and a mail server hiccup never fails the request (the dispatcher retries and logs)."""
-
-    def __init__(self, tasks: BackgroundTasks, dispatcher: MailDispatcher) -> None:
-        self.tasks = tasks
-        self.dispatcher = dispatcher
-
-    def send_later(self, email: OutgoingEmail) -> None:
-        self.tasks.add_task(self.dispatcher.deliver, email)
-
-
-async def get_outbox(request: Request, tasks: BackgroundTasks) -> BackgroundMailOutbox:
-    return BackgroundMailOutbox(tasks, runtime_of(request.app).mail_dispatcher)
-
-
 class BackgroundDeferredWork:
-    """Runs deferred jobs after the response, each on a session of its own. Mail a job queues
-    goes out after it: the background tasks run in order, including ones added meanwhile."""
+    """Runs deferred jobs after the response, each on a session of its own (mail a job
+    queues goes into the outbox in the job's own transaction)."""
 
     def __init__(
         self, tasks: BackgroundTasks, session_factory: async_sessionmaker[AsyncSession]
@@ -114,19 +97,16 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 CodecDep = Annotated[AccessTokenCodec, Depends(get_token_codec)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
-OutboxDep = Annotated[BackgroundMailOutbox, Depends(get_outbox)]
 DeferredWorkDep = Annotated[BackgroundDeferredWork, Depends(get_deferred_work)]
 
 
-async def get_service_context(
-    request: Request, outbox: OutboxDep, deferred: DeferredWorkDep
-) -> ServiceContext:
+async def get_service_context(request: Request, deferred: DeferredWorkDep) -> ServiceContext:
     runtime = runtime_of(request.app)
     return ServiceContext(
         settings=runtime.settings,
         hasher=runtime.password_hasher,
         limiter=runtime.rate_limiter,
-        outbox=outbox,
+        outbox=runtime.mail_outbox,
         deferred=deferred,
         audit_hmac=runtime.audit_hmac,
         clock=runtime.clock,

@@ -3,6 +3,7 @@
 One module per command group; this one lists them, in the order `authsvc --help` shows them:
 
 - `server`: `serve`, the HTTP service under uvicorn.
+- `worker`: `worker`, delivers the outbox (mail) without serving HTTP.
 - `database`: `migrate`, `wait-for-db`.
 - `users`: `create-superuser`, `users list`.
 - `service_clients`: `create-client`.
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import database, keys, server, service_clients, users
+from app.cli import database, keys, server, service_clients, users, worker
 
 cli = typer.Typer(
     name="authsvc",
@@ -27,6 +28,7 @@ cli = typer.Typer(
     pretty_exceptions_enable=False,
 )
 cli.command()(server.serve)
+cli.command()(worker.worker)
 cli.command()(database.migrate)
 cli.command("wait-for-db")(database.wait_for_db)
 cli.add_typer(keys.keys_cli)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from app.mail import OutgoingEmail
     from app.services.common.context import ServiceContext
+    from app.services.common.mail_outbox import MailOutbox
 
 T = TypeVar("T")
 UseCase = Callable[["AsyncSession", "ServiceContext"], Awaitable[T]]
@@ -41,12 +42,26 @@ class SchemaNotAtHead(Exception):
         )
 
 
-class _MailNotSent:
-    """The outbox of the command line, which sends no mail: it says what was not sent."""
+class _NotedOutbox:
+    """The command line queues mail in the outbox like the service does (a running
+    `authsvc serve` or `authsvc worker` delivers it) and says so."""
 
-    def send_later(self, email: OutgoingEmail) -> None:
+    def __init__(self, outbox: MailOutbox) -> None:
+        self._outbox = outbox
+
+    async def enqueue(self, session: AsyncSession, email: OutgoingEmail) -> None:
+        await self._outbox.enqueue(session, email)
+        self._note(email)
+
+    async def enqueue_alone(self, email: OutgoingEmail) -> None:
+        await self._outbox.enqueue_alone(email)
+        self._note(email)
+
+    def _note(self, email: OutgoingEmail) -> None:
         typer.echo(
-            f"note: not sent from the command line: {email.subject!r} to {email.to}", err=True
+            f"note: queued {email.subject!r} to {email.to}; a running `authsvc serve` or "
+            "`authsvc worker` delivers it",
+            err=True,
         )
 
 
@@ -73,7 +88,7 @@ async def _run_over_session(settings: Settings, use_case: UseCase[T]) -> T:
             settings=settings,
             hasher=runtime.password_hasher,
             limiter=runtime.rate_limiter,
-            outbox=_MailNotSent(),
+            outbox=_NotedOutbox(runtime.mail_outbox),
             deferred=_NoDeferredWork(),
             audit_hmac=runtime.audit_hmac,
             clock=runtime.clock,

@@ -1,8 +1,8 @@
-"""Outgoing mail: rendering (templates, links), transports (senders) and retrying delivery."""
+"""Outgoing mail: rendering (templates, links) and transports (senders). Delivery, with its
+retries, is the outbox's (`app/services/operations/outbox_dispatcher.py`)."""
 
-from app.mail.dispatcher import MailDispatcher
 from app.mail.links import frontend_link
-from app.mail.message import OutgoingEmail
+from app.mail.message import OutgoingEmail, recipient_domain
 from app.mail.senders import (
     ConsoleEmailSender,
     EmailSender,
@@ -21,7 +21,6 @@ from app.mail.templates import (
 __all__ = [
     "ConsoleEmailSender",
     "EmailSender",
-    "MailDispatcher",
     "OutgoingEmail",
     "SmtpEmailSender",
     "build_email_sender",
@@ -30,6 +29,7 @@ __all__ = [
     "password_changed_notice",
     "password_reset_email",
     "provider_linked_notice",
+    "recipient_domain",
     "sign_in_attempts_notice",
     "verification_email",
 ]

@@ -13,3 +13,10 @@ class OutgoingEmail:
     subject: str
     text: str
     html: str
+
+
+def recipient_domain(address: str) -> str:
+    """The domain of `address`, what logs may say about a recipient (the address itself is
+    personal data)."""
+    _, at, domain = address.rpartition("@")
+    return domain if at else "<no domain>"

@@ -66,9 +66,11 @@ class SmtpEmailSender:
         return message
 
     async def send(self, email: OutgoingEmail) -> None:
+        """Connect, send, say QUIT. A failed or cancelled send drops the connection at once:
+        `aiosmtplib.send` would first wait (up to the timeout) for a QUIT that a stuck server
+        never answers, which would hold up the outbox dispatcher's shutdown."""
         password = self._password.get_secret_value() if self._password is not None else None
-        await aiosmtplib.send(
-            self.build_message(email),
+        client = aiosmtplib.SMTP(
             hostname=self._host,
             port=self._port,
             username=self._username,
@@ -77,6 +79,18 @@ class SmtpEmailSender:
             use_tls=self._use_tls,
             timeout=self._timeout,
         )
+        try:
+            await client.connect()
+            await client.send_message(self.build_message(email))
+        except BaseException:
+            client.close()
+            raise
+        try:
+            await client.quit()
+        except aiosmtplib.SMTPException:
+            pass  # the mail was accepted; a failed goodbye changes nothing
+        finally:
+            client.close()
 
 
 def build_email_sender(settings: Settings) -> EmailSender:

@@ -5,6 +5,7 @@ from app.models.audit_event import AuditEvent
 from app.models.base import Base
 from app.models.oauth_account import OAuthAccount
 from app.models.oauth_state import OAuthState
+from app.models.outbox_message import OutboxKind, OutboxMessage
 from app.models.rbac import Permission, Role, role_permissions, user_roles
 from app.models.revoked_access_token import RevokedAccessToken
 from app.models.service_client import ServiceClient
@@ -19,6 +20,8 @@ __all__ = [
     "Base",
     "OAuthAccount",
     "OAuthState",
+    "OutboxKind",
+    "OutboxMessage",
     "Permission",
     "RefreshToken",
     "RevokedAccessToken",

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from bench.context import BenchContext
 from bench.report import ScenarioOutcome
-from bench.scenarios import flood, introspect, kit, login, me, mixed, scale, workers
+from bench.scenarios import flood, introspect, kit, login, me, mixed, outbox, scale, workers
 
 Scenario = Callable[[BenchContext], Awaitable[ScenarioOutcome]]
 
@@ -18,5 +18,6 @@ SCENARIOS: dict[str, Scenario] = {
     "introspect": introspect.run,
     "kit": kit.run,
     "mixed": mixed.run,
+    "outbox": outbox.run,
     "workers": workers.run,
 }

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-# Follows 0009 (the outbox). Until that migration is merged, this branch chains to 0008.
-down_revision: str | None = "0008"
+# Follows 0009 (the outbox).
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -14,6 +14,8 @@ from app.config import Environment, Settings
 
 PG_URL = "postgresql+asyncpg://authsvc@db:5432/authsvc"
 PEM = "-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----"
+# A Fernet key, as production requires for AUTH_DATA_ENCRYPTION_KEY (made for the tests).
+DATA_KEY = "7S-0ktwUMpHgOdWcHvPwFTQ7rcWGIzSLzmCLeh8uBH0="
 
 
 def test_defaults_run_on_a_local_sqlite_file(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,12 +56,17 @@ def test_production_refuses_sqlite_and_generated_keys() -> None:
     assert "SQLite" in message
     assert "AUTH_JWT_KEYS_AUTOGENERATE" in message
     assert "AUTH_EMAIL_BACKEND=console" in message
+    assert "AUTH_DATA_ENCRYPTION_KEY" in message
 
 
 def test_keys_are_generated_in_development_only_by_default() -> None:
     development = Settings(_env_file=None)  # type: ignore[call-arg]
     production = Settings(  # type: ignore[call-arg]
-        _env_file=None, environment="production", database_url=PG_URL, email_backend="smtp"
+        _env_file=None,
+        environment="production",
+        database_url=PG_URL,
+        email_backend="smtp",
+        data_encryption_key=DATA_KEY,
     )
 
     assert development.may_generate_keys is True
@@ -78,6 +85,7 @@ def test_production_accepts_postgres_with_a_configured_key() -> None:
         database_url=PG_URL,
         jwt_private_key=PEM,
         email_backend="smtp",
+        data_encryption_key=DATA_KEY,
     )
     assert settings.environment is Environment.production
 
@@ -89,6 +97,7 @@ def test_production_sqlite_needs_explicit_opt_in() -> None:
         jwt_private_key=PEM,
         allow_sqlite_in_production=True,
         email_backend="smtp",
+        data_encryption_key=DATA_KEY,
     )
     assert settings.is_sqlite
 

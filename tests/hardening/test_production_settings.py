@@ -9,6 +9,8 @@ from app.config import Settings
 
 PG_URL = "postgresql+asyncpg://authsvc@db:5432/authsvc"
 PEM = "-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----"
+# A Fernet key, as production requires for AUTH_DATA_ENCRYPTION_KEY (made for the tests).
+DATA_KEY = "7S-0ktwUMpHgOdWcHvPwFTQ7rcWGIzSLzmCLeh8uBH0="
 
 
 def production(**values: object) -> Settings:
@@ -19,6 +21,7 @@ def production(**values: object) -> Settings:
         "email_backend": "smtp",
         "public_url": "https://auth.example.com",
         "issuer": "https://auth.example.com",
+        "data_encryption_key": DATA_KEY,
         **values,
     }
     return Settings(_env_file=None, **safe)  # type: ignore[call-arg]

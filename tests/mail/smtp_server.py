@@ -40,11 +40,20 @@ class _FreePortController(Controller):
 class SmtpServer:
     """An SMTP server in a thread. With `username`/`password` it offers AUTH (over plain text:
     fine on loopback), answers 535 to wrong credentials and records good logins in `.logins`.
-    AUTH stays optional: aiosmtpd warns when it is required without TLS."""
+    AUTH stays optional: aiosmtpd warns when it is required without TLS.
+
+    Faults for delivery tests: `refuse(reply)` answers every recipient with `reply` (a 4xx or
+    5xx line) until `accept()`; `stall()` holds every session at its recipient, accepting
+    nothing, until `resume()` (a client that dies meanwhile delivered nothing)."""
 
     def __init__(self, *, username: str | None = None, password: str | None = None) -> None:
         self.messages: list[EmailMessage] = []
         self.logins: list[str] = []
+        # Recipients refused, and sessions held, so far.
+        self.refusals = 0
+        self.stalls = 0
+        self._refusal: str | None = None
+        self._stalling = False
         self._lock = threading.Lock()
         smtp_options: dict[str, Any] = {}
         if username is not None:
@@ -69,6 +78,31 @@ class SmtpServer:
         with self._lock:
             self.messages.clear()
 
+    def refuse(self, reply: str = "451 4.3.0 Try again later") -> None:
+        with self._lock:
+            self._refusal = reply
+
+    def accept(self) -> None:
+        with self._lock:
+            self._refusal = None
+
+    def stall(self) -> None:
+        with self._lock:
+            self._stalling = True
+
+    def resume(self) -> None:
+        with self._lock:
+            self._stalling = False
+
+    async def wait_for_stall(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Until a session is held by `stall()`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.stalls == 0:
+            if loop.time() >= deadline:
+                raise AssertionError(f"no SMTP session arrived within {timeout}s")
+            await asyncio.sleep(0.01)
+
     # The signature is the one flow tests use; a deadline reads better there than a scope.
     async def wait_for(
         self,
@@ -87,7 +121,32 @@ class SmtpServer:
                 raise AssertionError(f"expected {count} mail(s) within {timeout}s, got {received}")
             await asyncio.sleep(0.01)
 
-    # aiosmtpd handler hook, called on the server's thread.
+    # aiosmtpd handler hooks, called on the server's thread.
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        with self._lock:
+            stalling = self._stalling
+            if stalling:
+                self.stalls += 1
+        while stalling:
+            # aiosmtpd cancels this when the client goes away.
+            await asyncio.sleep(0.02)
+            with self._lock:
+                stalling = self._stalling
+        with self._lock:
+            refusal = self._refusal
+            if refusal is not None:
+                self.refusals += 1
+                return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         message = email.message_from_bytes(raw, policy=email.policy.default)
@@ -143,7 +202,7 @@ def sending_to(server: SmtpServer) -> dict[str, object]:
         "email_backend": "smtp",
         "smtp_host": HOST,
         "smtp_port": server.port,
-        "email_send_attempts": 1,
+        "outbox_max_attempts": 1,
     }
 
 

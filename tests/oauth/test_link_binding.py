@@ -49,7 +49,6 @@ def settings_overrides(standin: OIDCStandin, smtp_server: SmtpServer) -> dict[st
         email_backend="smtp",
         smtp_host="127.0.0.1",
         smtp_port=smtp_server.port,
-        email_send_attempts=1,
     )
 
 

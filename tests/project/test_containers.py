@@ -255,7 +255,9 @@ _INTERPOLATION = re.compile(
 )
 # Values a reader immediately recognises as placeholders for a local stack.
 OBVIOUS_DEV_SECRETS = {"", "authsvc", "postgres", "changeme", "dev", "development", "secret"}
-SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|PRIVATE_KEY|API_KEY", re.IGNORECASE)
+SECRET_NAME = re.compile(
+    r"PASSWORD|SECRET|TOKEN|PRIVATE_KEY|API_KEY|ENCRYPTION_KEY|HMAC_KEY", re.IGNORECASE
+)
 
 
 def _interpolate(value: str, environment: Mapping[str, str]) -> str:
@@ -415,6 +417,7 @@ def test_compose_lets_requests_in_flight_drain_before_killing_authsvc(
         monkeypatch.delenv(name)
     for name, value in _service_environment(compose, "authsvc").items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AUTH_DATA_ENCRYPTION_KEY", _fernet_key())  # what the entrypoint adds
     drain = Settings(_env_file=None).shutdown_grace_seconds
     period = compose["services"]["authsvc"].get("stop_grace_period", "10s")
     seconds = re.fullmatch(r"(\d+)s", period)
@@ -427,11 +430,28 @@ def test_compose_authsvc_settings_pass_the_production_safety_checks(
 ) -> None:
     environment = _service_environment(compose, "authsvc")
     assert environment["AUTH_ENVIRONMENT"] == "production"
+    # Without .env the data encryption key is empty: the entrypoint creates it (see
+    # test_entrypoint_creates_the_key_ring_on_first_start_and_keeps_it) and exports it.
+    assert environment["AUTH_DATA_ENCRYPTION_KEY"] == ""
+    assert environment["AUTH_CREATE_KEY_RING"] == "true"
+    environment["AUTH_DATA_ENCRYPTION_KEY"] = _fernet_key()
     for name in [name for name in os.environ if name.startswith("AUTH_")]:
         monkeypatch.delenv(name)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     Settings(_env_file=None)  # raises UnsafeProductionSettings if compose is not enough
+
+
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+def test_compose_passes_the_data_encryption_key_from_env(raw_compose: dict[str, Any]) -> None:
+    key = _fernet_key()
+    resolved = _interpolate_tree(raw_compose, environment={"AUTH_DATA_ENCRYPTION_KEY": key})
+    assert _service_environment(resolved, "authsvc")["AUTH_DATA_ENCRYPTION_KEY"] == key
 
 
 def test_compose_hardcodes_no_real_looking_secrets(compose: dict[str, Any]) -> None:
@@ -520,9 +540,10 @@ class Entrypoint:
         return self.wait(timeout)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """`authsvc ARGS` with the same settings, as `docker compose exec` would run it."""
+        """`authsvc ARGS` through the entrypoint with the same settings, as
+        `docker compose run --rm authsvc ARGS` runs it."""
         return subprocess.run(
-            [str(_venv_tool("authsvc")), *args],
+            ["sh", str(ENTRYPOINT), *args],
             cwd=self.log.parent,
             env=self.environment,
             capture_output=True,
@@ -642,11 +663,16 @@ def test_entrypoint_creates_the_key_ring_on_first_start_and_keeps_it(
     first = run_entrypoint("serve", **production)
     first.wait_for_200("/health/ready")
     kid = _current_kid(first)
+    data_key_file = Path(first.environment["AUTH_KEYS_DIR"]) / "data-encryption.key"
+    data_key = data_key_file.read_text()
+    assert data_key_file.stat().st_mode & 0o077 == 0, "the data key is the owner's only"
     first.stop(timeout=30)  # stopping promptly is test_..._stops_on_sigterm's business
 
     second = run_entrypoint("serve", **production)
     second.wait_for_200("/health/ready")
     assert _current_kid(second) == kid, "a restart must not replace the signing key"
+    assert data_key_file.read_text() == data_key, "nor the data encryption key"
+    assert data_key.strip() not in second.output(), "the key is never printed"
 
 
 def test_entrypoint_skips_migrations_when_asked(

@@ -97,6 +97,11 @@ def replica_settings(
         "AUTH_RATE_LIMIT_LOGIN_IP": "10000/15 minutes",
         "AUTH_ISSUER": PUBLIC_URL,
         "AUTH_PUBLIC_URL": PUBLIC_URL,
+        # A rotated key is published 3 s before it signs (JWKS cached 1 s, checked every 1 s):
+        # the lifecycle of the defaults, in seconds instead of minutes.
+        "AUTH_JWKS_MAX_AGE_SECONDS": "1",
+        "AUTH_KEY_CHECK_INTERVAL_SECONDS": "1",
+        "AUTH_KEY_PUBLISH_AHEAD_SECONDS": "3",
         "AUTH_OAUTH_PROVIDERS": json.dumps(provider_setting(standin)),
         "AUTH_OAUTH_REDIRECT_URIS": json.dumps([f"{PUBLIC_URL}/auth/oauth/acme/callback"]),
     }

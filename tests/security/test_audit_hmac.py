@@ -19,6 +19,7 @@ from app.security.audit_hmac import (
     load_audit_key,
 )
 from app.security.keys.errors import KeyConfigurationError
+from tests.hardening.test_production_settings import DATA_KEY
 from tests.support.cli import run_cli
 
 PG_URL = "postgresql+asyncpg://authsvc@db.invalid:5432/authsvc"
@@ -35,6 +36,7 @@ def production(keys_dir: Path, **overrides: Any) -> Settings:
         database_url=PG_URL,
         email_backend="smtp",
         keys_dir=keys_dir,
+        data_encryption_key=DATA_KEY,
         **overrides,
     )
 

@@ -28,6 +28,7 @@ from app.security.keys.signing_key import (
     SigningKey,
     jwk_thumbprint,
 )
+from tests.hardening.test_production_settings import DATA_KEY
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -438,6 +439,7 @@ def test_production_without_keys_refuses_to_start(tmp_path: Path) -> None:
         database_url=PG_URL,
         email_backend="smtp",
         keys_dir=tmp_path / "ring",
+        data_encryption_key=DATA_KEY,
     )
 
     with pytest.raises(KeyConfigurationError, match="authsvc keys generate"):
@@ -449,7 +451,11 @@ def test_production_without_keys_refuses_to_start(tmp_path: Path) -> None:
 def test_production_uses_a_ring_created_by_the_cli(tmp_path: Path) -> None:
     key = KeyDirectory(tmp_path).generate("ES256")
     settings = make_settings(
-        environment="production", database_url=PG_URL, email_backend="smtp", keys_dir=tmp_path
+        environment="production",
+        database_url=PG_URL,
+        email_backend="smtp",
+        keys_dir=tmp_path,
+        data_encryption_key=DATA_KEY,
     )
 
     assert load_key_ring(settings).signing_key.kid == key.kid

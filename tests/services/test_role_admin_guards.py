@@ -72,7 +72,10 @@ class _NoDeferredWork:
 
 
 class _NoMail:
-    def send_later(self, email: object) -> None:
+    async def enqueue(self, session: object, email: object) -> None:
+        raise AssertionError("role administration sends no mail")
+
+    async def enqueue_alone(self, email: object) -> None:
         raise AssertionError("role administration sends no mail")
 
 

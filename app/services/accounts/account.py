@@ -73,6 +73,10 @@ class AccountService(Service):
                     verification = await issue_verification(
                         self.tokens, user, self.settings, self.clock()
                     )
+                    await self.outbox.enqueue(self.session, verification)
+                    await self.outbox.enqueue(
+                        self.session, email_changed_notice(old_email, user.email)
+                    )
                     await self.audit.record(
                         AuditEventType.email_changed,
                         caller=caller,
@@ -89,9 +93,6 @@ class AccountService(Service):
                     )
         except UniqueViolation as violation:
             raise user_conflict(violation.field) from None
-        if email_changes:
-            self.outbox.send_later(verification)
-            self.outbox.send_later(email_changed_notice(old_email, user.email))
         return user
 
     async def change_password(
@@ -127,7 +128,7 @@ class AccountService(Service):
                 actor_id=user.id,
                 sessions_ended=ended,
             )
-        self.outbox.send_later(password_changed_notice(user.email))
+            await self.outbox.enqueue(self.session, password_changed_notice(user.email))
 
     async def list_sessions(self, user_id: uuid.UUID) -> list[UserSession]:
         return await self.session_rows.list_active_for_user(user_id, self.clock())

@@ -1,7 +1,7 @@
 """Email verification and password reset: mailed single-use links.
 
 Requests answer the same whether or not the account exists (no enumeration); mail is only
-sent when it does, after the transaction has committed.
+sent when it does, queued in the outbox in the transaction that issues the link.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ async def issue_verification(
 ) -> OutgoingEmail:
     """A new verification link for the user's current address, and the mail that carries it.
 
-    The caller sends the mail only after its transaction has committed.
+    The caller queues the mail in the same transaction (`MailOutbox.enqueue`).
     """
     valid_for = timedelta(seconds=settings.verify_email_token_ttl_seconds)
     raw = await tokens.issue(user, ActionPurpose.verify_email, valid_for=valid_for, now=now)
@@ -127,7 +127,7 @@ class AccountRecoveryService(Service):
                     user_id=user.id,
                     sessions_ended=ended,
                 )
-        self.outbox.send_later(password_changed_notice(user.email))
+                await self.outbox.enqueue(self.session, password_changed_notice(user.email))
 
     async def _mail_verification(self, address: str) -> None:
         async with unit_of_work(self.session):
@@ -135,7 +135,7 @@ class AccountRecoveryService(Service):
             if user is None or user.is_verified or not user.is_active:
                 return
             mail = await issue_verification(self.tokens, user, self.settings, self.clock())
-        self.outbox.send_later(mail)
+            await self.outbox.enqueue(self.session, mail)
 
     async def _mail_reset_link(self, address: str, caller: Caller) -> None:
         now = self.clock()
@@ -150,8 +150,10 @@ class AccountRecoveryService(Service):
             await self.audit.record(
                 AuditEventType.password_reset_requested, caller=caller, user_id=user.id
             )
-        link = frontend_link(self.settings, RESET_PATH, raw)
-        self.outbox.send_later(password_reset_email(user.email, link, self.reset_valid_for))
+            link = frontend_link(self.settings, RESET_PATH, raw)
+            await self.outbox.enqueue(
+                self.session, password_reset_email(user.email, link, self.reset_valid_for)
+            )
 
     def _over(self, session: AsyncSession) -> AccountRecoveryService:
         """This service over another database session (a deferred job's)."""

@@ -194,10 +194,10 @@ class UserAdminService(Service):
                 if hashed is not None:
                     changes["hashed_password"] = hashed
                 await self._apply(actor, user, changes, caller)
+                if hashed is not None:
+                    await self.outbox.enqueue(self.session, password_changed_notice(user.email))
         except UniqueViolation as violation:
             raise user_conflict(violation.field) from None
-        if hashed is not None:
-            self.outbox.send_later(password_changed_notice(user.email))
         return user
 
     async def set_roles(

@@ -302,6 +302,8 @@ class OAuthLoginService(Service):
                     created=created,
                     session_id=str(issued.session.id),
                 )
+                if adopted:
+                    await self._notify_linked(user, identity)
         except UniqueViolation:
             # Someone registered this email, or linked this identity, a moment ago.
             raise Conflict("This account changed meanwhile; try signing in again.") from None
@@ -309,8 +311,6 @@ class OAuthLoginService(Service):
             # After the rollback, on its own.
             await self._record_refusal(identity, "email_not_verified", caller)
             raise
-        if adopted:
-            self._notify_linked(user, identity)
         current_metrics().token_issued("oauth")
         return self.issuer.for_session(issued)
 
@@ -376,7 +376,6 @@ class OAuthLoginService(Service):
                 )
                 if link is not None and link.user_id != user.id:
                     raise IdentityLinkedElsewhere
-                created = link is None
                 if link is None:
                     link = await self.accounts.add_account(
                         user.id,
@@ -391,13 +390,12 @@ class OAuthLoginService(Service):
                         actor_id=user.id,
                         provider=identity.provider,
                     )
+                    await self._notify_linked(user, identity)
         except UniqueViolation:
             raise IdentityLinkedElsewhere from None
         except LinkVoided as voided:
             await self._record_refusal(identity, voided.reason, caller, user_id=user_id)
             raise
-        if created:
-            self._notify_linked(user, identity)
         return link
 
     async def _require_link_still_bound(self, pending: OAuthState, user: User) -> None:
@@ -413,11 +411,13 @@ class OAuthLoginService(Service):
         if user.token_version != pending.link_token_version:
             raise LinkVoided("token_version_changed")
 
-    def _notify_linked(self, user: User, identity: ExternalIdentity) -> None:
-        """Mail the account's own address that a provider can now sign in to it (queued
-        after the commit)."""
+    async def _notify_linked(self, user: User, identity: ExternalIdentity) -> None:
+        """Mail the account's own address that a provider can now sign in to it (queued in
+        the transaction that links it)."""
         account = identity.email or f"account {identity.account_id}"
-        self.outbox.send_later(provider_linked_notice(user.email, identity.provider, account))
+        await self.outbox.enqueue(
+            self.session, provider_linked_notice(user.email, identity.provider, account)
+        )
 
     async def _user(self, user_id: uuid.UUID) -> User:
         user = await self.users.get_by_id(user_id)

@@ -9,6 +9,7 @@ trips, the owner's verified address gets one notice per window.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -20,6 +21,8 @@ from app.services.common.rate_limits import LimitName, RateLimiter, Reservation
 if TYPE_CHECKING:
     from app.models import User
     from app.services.common.mail_outbox import MailOutbox
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +78,12 @@ class SignInLimits:
         # One notice per window however many attempts keep arriving, on every replica.
         if await self.limiter.try_consume(LimitName.login_account_notice, str(owner.id)):
             rule = self.limiter.rules[LimitName.login_account]
-            self.outbox.send_later(
-                sign_in_attempts_notice(
-                    owner.email, rule.limit, timedelta(seconds=rule.window_seconds)
-                )
+            notice = sign_in_attempts_notice(
+                owner.email, rule.limit, timedelta(seconds=rule.window_seconds)
             )
+            # No change goes with it: the notice is queued in a transaction of its own. The
+            # caller's answer is the refusal (429), whether or not the notice could be queued.
+            try:
+                await self.outbox.enqueue_alone(notice)
+            except Exception as exc:
+                logger.warning("sign-in attempts notice not queued: %s", type(exc).__name__)
