@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db_faults import handle_connection_faults
@@ -162,3 +163,31 @@ def create_engine(settings: Settings) -> AsyncEngine:
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # expire_on_commit=False: services return ORM objects that routers serialise after commit.
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+# Key in a session's `info`: the callbacks waiting for its current transaction to commit.
+_AFTER_COMMIT = "authsvc.after_commit"
+
+
+def call_after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Call `callback` once `session`'s current transaction has committed, never if it rolls
+    back. The same callback registered twice before that commit is called once."""
+    sync_session = session.sync_session
+    waiting: dict[Callable[[], None], None] | None = sync_session.info.get(_AFTER_COMMIT)
+    if waiting is None:
+        waiting = sync_session.info[_AFTER_COMMIT] = {}
+        event.listen(sync_session, "after_commit", _run_after_commit)
+        event.listen(sync_session, "after_rollback", _forget_after_commit)
+    waiting[callback] = None
+
+
+def _run_after_commit(sync_session: Session) -> None:
+    waiting: dict[Callable[[], None], None] = sync_session.info[_AFTER_COMMIT]
+    callbacks = list(waiting)
+    waiting.clear()
+    for callback in callbacks:
+        callback()
+
+
+def _forget_after_commit(sync_session: Session) -> None:
+    sync_session.info[_AFTER_COMMIT].clear()

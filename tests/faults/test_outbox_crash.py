@@ -26,7 +26,7 @@ pytestmark = pytest.mark.xdist_group("authsvc_processes")
 
 # Short, so the test does not wait a minute for the dead process's claim to lapse; long
 # enough that the killed process is still inside its delivery when it dies.
-LEASE_SECONDS = 6
+LEASE_SECONDS = 8
 
 
 async def outbox_rows(sessions: async_sessionmaker[AsyncSession]) -> list[OutboxMessage]:
@@ -67,21 +67,25 @@ async def test_mail_committed_by_a_killed_serve_process_is_delivered_once_by_a_w
     serve.kill()
 
     [held] = await outbox_rows(session_factory)
-    assert (held.attempts, held.given_up_at) == (1, None)
-    assert held.claimed_by is not None  # the dead process's claim, until its lease ends
+    assert (held.attempts, held.given_up_at) == (1, None), serve.output()
+    # The dead process's claim, until its lease ends.
+    assert held.claimed_by is not None, serve.output()
     assert smtp_server.messages == []
     smtp_server.resume()
 
     worker = authsvc_processes.worker("worker", env)
-    [message] = await smtp_server.wait_for(1, timeout=LEASE_SECONDS + 20)
+    try:
+        [message] = await smtp_server.wait_for(1, timeout=LEASE_SECONDS + 30)
+    except AssertionError:
+        pytest.fail(f"no mail from the worker:\n{worker.output()}")
     assert message["To"] == "ada@example.com"
     for _ in range(100):  # the worker records the delivery right after it
         if not await outbox_rows(session_factory):
             break
         await asyncio.sleep(0.05)
-    assert await outbox_rows(session_factory) == []
+    assert await outbox_rows(session_factory) == [], worker.output()
     await asyncio.sleep(1)  # five more polls: nothing else goes out
-    assert len(smtp_server.messages) == 1
+    assert len(smtp_server.messages) == 1, worker.output()
 
     # The link mailed is the one the dead process committed, and it still works.
     async with session_factory() as session:

@@ -229,7 +229,7 @@ class AuthsvcProcess:
         except subprocess.TimeoutExpired:
             pytest.fail(f"{self.name} still running {timeout}s after SIGTERM:\n{self.output()}")
 
-    async def wait_until_answering(self, path: str, timeout: float = 30) -> None:  # noqa: ASYNC109
+    async def wait_until_answering(self, path: str, timeout: float = 60) -> None:  # noqa: ASYNC109
         """Until GET `path` answers 200; fails early if the process exits."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -77,23 +77,31 @@ class OutboxMessageRepository(BaseRepository[OutboxMessage]):
         limit: int,
     ) -> list[ClaimedMessage]:
         """Claim up to `limit` due messages of `kinds`, oldest due first, for `claimer` until
-        `now + lease`, counting an attempt on each. One statement: rows another transaction
-        is claiming are skipped, not waited for, and a claimed row is not due again until
-        its lease ends."""
+        `now + lease`, counting an attempt on each. Rows another transaction is claiming are
+        skipped, not waited for, and a claimed row is not due again until its lease ends.
+
+        Nothing due, nothing written: an idle dispatcher only reads, so it never queues for
+        SQLite's one writer lock (nor writes anything on PostgreSQL)."""
+        is_due = (
+            OutboxMessage.given_up_at.is_(None),
+            OutboxMessage.available_at <= now,
+            OutboxMessage.kind.in_(list(kinds)),
+        )
         due = (
             select(OutboxMessage.id)
-            .where(
-                OutboxMessage.given_up_at.is_(None),
-                OutboxMessage.available_at <= now,
-                OutboxMessage.kind.in_(list(kinds)),
-            )
+            .where(*is_due)
             .order_by(OutboxMessage.available_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+        ids = list((await self.session.execute(due)).scalars().all())
+        if not ids:
+            return []
         statement = (
             update(OutboxMessage)
-            .where(OutboxMessage.id.in_(due.scalar_subquery()))
+            # Due still: SQLite has no row locks (one process claims there, but the check
+            # costs nothing).
+            .where(OutboxMessage.id.in_(ids), *is_due)
             .values(
                 claimed_by=claimer,
                 available_at=now + lease,
@@ -174,14 +182,24 @@ class OutboxMessageRepository(BaseRepository[OutboxMessage]):
         return Backlog(int(pending), _aware(oldest), _aware(next_available))
 
     async def prune_given_up(self, before: datetime) -> int:
-        """Delete messages given up before `before`; returns how many."""
-        result = await self.session.execute(
-            delete(OutboxMessage)
-            .where(OutboxMessage.given_up_at < before)
-            .returning(OutboxMessage.id)
-            .execution_options(synchronize_session=False)
+        """Delete messages given up before `before`; returns how many. Reads first: with
+        nothing to delete, nothing is written."""
+        ids = list(
+            (
+                await self.session.execute(
+                    select(OutboxMessage.id).where(OutboxMessage.given_up_at < before)
+                )
+            )
+            .scalars()
+            .all()
         )
-        return len(result.all())
+        if ids:
+            await self.session.execute(
+                delete(OutboxMessage)
+                .where(OutboxMessage.id.in_(ids))
+                .execution_options(synchronize_session=False)
+            )
+        return len(ids)
 
 
 def _aware(value: datetime | str | None) -> datetime | None:

@@ -14,22 +14,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
 
+from app.db import call_after_commit
 from app.mail import OutgoingEmail
 from app.models import OutboxKind
 from app.models.base import utcnow
 from app.repositories.common.outbox_messages import OutboxMessageRepository
 from app.security.encryption import Encryptor
 from app.services.common.unit_of_work import unit_of_work
-
-# Keys in a session's `info`: whether it queued something since its last commit or rollback,
-# the doorbell to ring when it commits, and whether the listeners are installed on it.
-_QUEUED = "outbox.queued"
-_DOORBELL = "outbox.doorbell"
-_LISTENING = "outbox.listening"
 
 
 class Doorbell:
@@ -90,26 +83,8 @@ class Outbox:
     async def enqueue(self, session: AsyncSession, email: OutgoingEmail) -> None:
         payload = self._encryptor().encrypt(encode_mail(email))
         await OutboxMessageRepository(session).add_message(OutboxKind.mail, payload, self._clock())
-        self._ring_after_commit(session.sync_session)
+        call_after_commit(session, self._doorbell.ring)
 
     async def enqueue_alone(self, email: OutgoingEmail) -> None:
         async with self._session_factory() as session, unit_of_work(session):
             await self.enqueue(session, email)
-
-    def _ring_after_commit(self, session: Session) -> None:
-        session.info[_QUEUED] = True
-        session.info[_DOORBELL] = self._doorbell
-        if not session.info.get(_LISTENING):
-            session.info[_LISTENING] = True
-            event.listen(session, "after_commit", _ring_if_queued)
-            event.listen(session, "after_rollback", _forget_queued)
-
-
-def _ring_if_queued(session: Session) -> None:
-    if session.info.pop(_QUEUED, False):
-        doorbell: Doorbell = session.info[_DOORBELL]
-        doorbell.ring()
-
-
-def _forget_queued(session: Session) -> None:
-    session.info.pop(_QUEUED, None)

@@ -49,9 +49,10 @@ async def run_unit_of_work(session: AsyncSession, work: Callable[[], Awaitable[T
     When the database aborts it for a serialization failure or a deadlock (on any statement
     or on the commit), everything is rolled back and all of `work`, its reads included, runs
     again, up to `CONFLICT_RETRIES` times; then the conflict is raised (a 503). So `work` must
-    do nothing that may not happen twice outside the database (rate-limit counters, mail: do
-    those before or after), and must read the rows it changes itself: objects it was handed
-    are expired by the rollback.
+    do nothing that may not happen twice outside the database (rate-limit counters: do those
+    before or after; mail queued in the outbox is inside the database, rolled back with the
+    rest), and must read the rows it changes itself: objects it was handed are expired by the
+    rollback.
     """
     retries = 0
     while True:

@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 MAX_RETRY_DELAY_SECONDS = 3600.0
 # On shutdown, deliveries in flight get this long to finish; the rest are handed back.
 STOP_GRACE_SECONDS = 5.0
+# ... and handing them back (or any other database call under way) this long.
+STOP_MARGIN_SECONDS = 2.0
 # Given-up messages are kept this long for inspection (and a manual retry), then deleted.
 GIVEN_UP_RETENTION = timedelta(days=7)
 PRUNE_EVERY_SECONDS = 3600.0
@@ -132,11 +134,17 @@ class OutboxDispatcher:
     async def stop(self) -> None:
         """Stop what `start()` started: deliveries in flight get `stop_grace_seconds` (5) to
         finish, then the messages still held are handed back for any dispatcher to take at
-        once."""
+        once. Bounded: a dispatcher stuck on the database (a lock held elsewhere) is
+        abandoned after `STOP_MARGIN_SECONDS` more; its claims come back after their lease."""
         self.request_stop()
         task, self._task = self._task, None
-        if task is not None:
-            await task
+        if task is None:
+            return
+        done, _ = await asyncio.wait({task}, timeout=self._stop_grace_seconds + STOP_MARGIN_SECONDS)
+        if not done:
+            logger.warning("outbox dispatcher %s did not stop in time; abandoned", self.claimer)
+            task.cancel()
+            await asyncio.wait({task}, timeout=STOP_MARGIN_SECONDS)
 
     async def run(self) -> None:
         """Deliver until `stop()`. Database failures are logged and retried after a poll
