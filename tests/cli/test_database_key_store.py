@@ -132,6 +132,10 @@ async def ring(engine: AsyncEngine) -> str:
     return key.kid
 
 
+# Production also refuses to start without the data encryption key (queued mail).
+DATA_KEY = Fernet.generate_key().decode()
+
+
 def production_replica(database_url: str, keys_dir: Path) -> dict[str, str]:
     """A production replica's settings: the database URL and the encryption key for the
     signing keys; the rest is what production asks of any replica (mail, the audit key)."""
@@ -139,6 +143,7 @@ def production_replica(database_url: str, keys_dir: Path) -> dict[str, str]:
         "AUTH_ENVIRONMENT": "production",
         "AUTH_KEY_STORE": "database",
         "AUTH_KEY_ENCRYPTION_KEY": KEY,
+        "AUTH_DATA_ENCRYPTION_KEY": DATA_KEY,
         "AUTH_KEYS_DIR": str(keys_dir),  # never created: no key file anywhere
         "AUTH_EMAIL_BACKEND": "smtp",
         "AUTH_AUDIT_HMAC_KEY": "an audit key of at least thirty-two characters",

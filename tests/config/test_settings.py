@@ -149,6 +149,7 @@ def test_production_with_the_keys_in_the_database_needs_the_key_encryption_key()
         "database_url": PG_URL,
         "email_backend": "smtp",
         "key_store": "database",
+        "data_encryption_key": Fernet.generate_key().decode(),
     }
     with pytest.raises(ValidationError, match="AUTH_KEY_ENCRYPTION_KEY"):
         Settings(_env_file=None, **production)  # type: ignore[arg-type]
