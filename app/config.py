@@ -293,6 +293,14 @@ class Settings(BaseSettings):
     # session (the access token's `auth_time`) at most this many seconds ago.
     reauth_max_age_seconds: int = Field(default=300, ge=30, le=86400)
 
+    # --- multi-factor authentication (app/services/accounts/mfa.py, tokens/mfa_challenges.py) ---
+    # A password (or provider) sign-in of a user with a confirmed factor answers `mfa_required`
+    # with an `mfa_token`: single use, valid this long, void after this many wrong codes.
+    mfa_token_ttl_seconds: int = Field(default=300, ge=30, le=3600)
+    mfa_max_attempts: int = Field(default=5, ge=1, le=20)
+    # The issuer shown in authenticator apps (the `otpauth://` URI). Default: service_name.
+    totp_issuer: str | None = Field(default=None, max_length=100)
+
     # --- cache / shared counters ---
     redis_url: str | None = None
 

@@ -13,7 +13,7 @@ from app.api.docs import install_docs, openapi_url
 from app.api.hardening import install_hardening
 from app.api.problems import install_problem_handlers
 from app.api.routes import oauth, tokens, well_known
-from app.api.routes.accounts import me, recovery, registration
+from app.api.routes.accounts import me, mfa, recovery, registration
 from app.api.routes.admin import audit, permissions, roles, service_clients, users
 from app.api.routes.operations import health, metrics
 from app.config import Settings, get_settings
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app, settings)
     for operations in (health, metrics):
         app.include_router(operations.router)
-    for accounts in (registration, recovery, me):
+    for accounts in (registration, recovery, me, mfa):
         app.include_router(accounts.router)
     app.include_router(tokens.router)
     app.include_router(oauth.router)

@@ -20,6 +20,7 @@ from app.config import Settings
 from app.runtime import runtime_of
 from app.security.access_tokens import AccessTokenCodec
 from app.services.accounts.account import AccountService
+from app.services.accounts.mfa import MfaService
 from app.services.accounts.recovery import AccountRecoveryService
 from app.services.accounts.registration import RegistrationService
 from app.services.admin.audit_log import AuditLogService
@@ -110,6 +111,7 @@ async def get_service_context(request: Request, deferred: DeferredWorkDep) -> Se
         deferred=deferred,
         audit_hmac=runtime.audit_hmac,
         clock=runtime.clock,
+        data_encryptor=runtime.load_data_encryptor,
     )
 
 
@@ -159,6 +161,10 @@ async def get_oauth_login_service(
 
 async def get_account_service(session: SessionDep, context: ContextDep) -> AccountService:
     return AccountService(session, context)
+
+
+async def get_mfa_service(session: SessionDep, context: ContextDep) -> MfaService:
+    return MfaService(session, context)
 
 
 async def get_account_recovery_service(
@@ -212,6 +218,7 @@ RevocationServiceDep = Annotated[RevocationService, Depends(get_revocation_servi
 IntrospectionServiceDep = Annotated[IntrospectionService, Depends(get_introspection_service)]
 OAuthLoginServiceDep = Annotated[OAuthLoginService, Depends(get_oauth_login_service)]
 AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
+MfaServiceDep = Annotated[MfaService, Depends(get_mfa_service)]
 AccountRecoveryServiceDep = Annotated[AccountRecoveryService, Depends(get_account_recovery_service)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 UserAdminDep = Annotated[UserAdminService, Depends(get_user_admin_service)]

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from app.errors import DomainError, InvalidCredentials, PermissionDenied, RateLimited
 from app.services.tokens.client_authentication import InvalidClient, UnauthorizedClient
+from app.services.tokens.mfa_challenges import MfaRequired
 from app.services.tokens.sign_in_sessions import InvalidGrant
 from app.services.tokens.token_service import InvalidScope
 
@@ -26,8 +27,26 @@ def oauth_error(
     )
 
 
+def mfa_required_error(error: MfaRequired) -> JSONResponse:
+    """403 `mfa_required`: the first factor was right, and the client must now send the
+    `mfa_token` with a second factor (the form Auth0's MFA API made familiar: an OAuth
+    error, so a client library surfaces it as one, with the extra members it needs)."""
+    return JSONResponse(
+        {
+            "error": "mfa_required",
+            "error_description": error.detail,
+            "mfa_token": error.mfa_token,
+            "expires_in": error.expires_in,
+        },
+        status_code=403,
+        headers=NO_STORE,
+    )
+
+
 def oauth_error_from(error: DomainError) -> JSONResponse:
     """The OAuth form of a domain error raised while handling a grant."""
+    if isinstance(error, MfaRequired):
+        return mfa_required_error(error)
     if isinstance(error, RateLimited):
         # RFC 6749 section 4.1.2.1's code for "try again later" (`slow_down` is the device
         # flow's polling code, RFC 8628); the 429 and Retry-After say how long to wait.

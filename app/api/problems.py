@@ -101,13 +101,17 @@ async def _reauthentication_required(request: Request, error: Exception) -> JSON
     # RFC 9470 section 3: the challenge tells the client to sign the user in again, no longer
     # ago than max_age, and retry.
     assert isinstance(error, ReauthenticationRequired)
-    challenge = f'Bearer error="insufficient_user_authentication", max_age={error.max_age_seconds}'
+    challenge = 'Bearer error="insufficient_user_authentication"'
+    if error.acr_values:
+        challenge += f', acr_values="{error.acr_values}"'
+    challenge += f", max_age={error.max_age_seconds}"
     return problem_response(
         HTTPStatus.UNAUTHORIZED,
         error.detail,
         type_=TYPE_PREFIX + "reauthentication-required",
         headers={"WWW-Authenticate": challenge},
         max_age=error.max_age_seconds,
+        **({"acr_values": error.acr_values} if error.acr_values else {}),
     )
 
 

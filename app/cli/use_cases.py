@@ -92,6 +92,7 @@ async def _run_over_session(settings: Settings, use_case: UseCase[T]) -> T:
             deferred=_NoDeferredWork(),
             audit_hmac=runtime.audit_hmac,
             clock=runtime.clock,
+            data_encryptor=runtime.load_data_encryptor,
         )
         async with runtime.session_factory() as session:
             return await use_case(session, context)

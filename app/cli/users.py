@@ -125,17 +125,11 @@ def users_list(
     async def use_case(
         session: AsyncSession, context: ServiceContext
     ) -> tuple[list[tuple[str, ...]], bool]:
-        from app.services.admin.users import UserAdminService
+        from app.services.admin.users import UserAdminService, UserSearch
         from app.services.common.authorization import OPERATOR
 
         page = await UserAdminService(session, context).list_users(
-            OPERATOR,
-            query=query,
-            is_active=active,
-            is_verified=None,
-            role=None,
-            limit=limit,
-            cursor=None,
+            OPERATOR, UserSearch(query=query, is_active=active), limit=limit
         )
         return [_user_row(user) for user in page.items], page.next_cursor is not None
 

@@ -11,9 +11,12 @@ from app.mail.senders import (
 )
 from app.mail.templates import (
     email_changed_notice,
+    mfa_disabled_notice,
+    mfa_enabled_notice,
     password_changed_notice,
     password_reset_email,
     provider_linked_notice,
+    recovery_code_used_notice,
     sign_in_attempts_notice,
     verification_email,
 )
@@ -26,10 +29,13 @@ __all__ = [
     "build_email_sender",
     "email_changed_notice",
     "frontend_link",
+    "mfa_disabled_notice",
+    "mfa_enabled_notice",
     "password_changed_notice",
     "password_reset_email",
     "provider_linked_notice",
     "recipient_domain",
+    "recovery_code_used_notice",
     "sign_in_attempts_notice",
     "verification_email",
 ]

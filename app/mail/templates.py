@@ -75,6 +75,27 @@ def password_changed_notice(to: str) -> OutgoingEmail:
     return _render("password_changed", to=to, subject="Your password was changed")
 
 
+def mfa_enabled_notice(to: str) -> OutgoingEmail:
+    """Tells `to` that two-step sign-in was turned on (and the other devices signed out)."""
+    return _render("mfa_enabled", to=to, subject="Two-step sign-in was turned on")
+
+
+def mfa_disabled_notice(to: str, *, by_administrator: bool) -> OutgoingEmail:
+    """Tells `to` that two-step sign-in was turned off, by the owner or by an administrator."""
+    by = "by an administrator" if by_administrator else "from your account"
+    return _render("mfa_disabled", to=to, subject="Two-step sign-in was turned off", by=by)
+
+
+def recovery_code_used_notice(to: str, remaining: int) -> OutgoingEmail:
+    """Tells `to` that a recovery code signed in, and how many are left."""
+    return _render(
+        "recovery_code_used",
+        to=to,
+        subject="A recovery code was used to sign in",
+        remaining=_count(remaining, "recovery code"),
+    )
+
+
 def humanize_duration(duration: timedelta) -> str:
     """`"30 minutes"`, `"24 hours"`, `"1 hour and 30 minutes"`, `"7 days"`.
 

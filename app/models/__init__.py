@@ -3,6 +3,7 @@
 from app.models.action_token import ActionPurpose, ActionToken
 from app.models.audit_event import AuditEvent
 from app.models.base import Base
+from app.models.mfa import MfaChallenge, RecoveryCode, TotpFactor
 from app.models.oauth_account import OAuthAccount
 from app.models.oauth_state import OAuthState
 from app.models.outbox_message import OutboxKind, OutboxMessage
@@ -18,17 +19,20 @@ __all__ = [
     "ActionToken",
     "AuditEvent",
     "Base",
+    "MfaChallenge",
     "OAuthAccount",
     "OAuthState",
     "OutboxKind",
     "OutboxMessage",
     "Permission",
+    "RecoveryCode",
     "RefreshToken",
     "RevokedAccessToken",
     "Role",
     "ServiceClient",
     "SigningKeyRing",
     "StoredSigningKey",
+    "TotpFactor",
     "User",
     "UserSession",
     "role_permissions",

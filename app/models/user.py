@@ -35,6 +35,9 @@ class User(UUIDPrimaryKey, Timestamps, Base):
     # Bumped to invalidate every access token issued before (logout-all, password change, ...).
     token_version: Mapped[int] = mapped_column(default=0, server_default="0")
     last_login_at: Mapped[datetime | None]
+    # Whether the user has a confirmed second factor: kept with the factor in one transaction,
+    # so every sign-in path, step-up check and admin filter reads it without a join.
+    mfa_enabled: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     roles: Mapped[list[Role]] = relationship(secondary=user_roles, lazy="selectin")
 

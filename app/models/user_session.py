@@ -29,6 +29,11 @@ class UserSession(UUIDPrimaryKey, CreatedAt, Base):
     # When the user last proved a credential in this session (password, provider sign-in):
     # the `auth_time` of its access tokens. A refresh keeps it; only a new sign-in renews it.
     authenticated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # How the user proved who they are (RFC 8176 `amr` values, space-separated: "pwd",
+    # "pwd otp", "fed otp", ...) and the assurance level that gives (`acr`: "aal1", "aal2").
+    # Set at sign-in; a refresh keeps both, so it can never raise them.
+    amr: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    acr: Mapped[str] = mapped_column(String(16), default="aal1", server_default="aal1")
     # Absolute lifetime; the idle lifetime is measured from last_used_at.
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]

@@ -89,3 +89,27 @@ class VerifyEmail(StrictBody):
 class PasswordReset(StrictBody):
     token: MailedToken
     new_password: PasswordField
+
+
+class TotpEnrolmentRead(BaseModel):
+    """A pending authenticator: add it to the app (type `secret`, or scan `otpauth_uri` as a
+    QR code), then confirm with its first code."""
+
+    secret: str
+    otpauth_uri: str
+
+
+class TotpConfirmation(StrictBody):
+    code: str = Field(min_length=1, max_length=16, description="A code from the authenticator.")
+
+
+class RecoveryCodesRead(BaseModel):
+    """Single-use codes for signing in without the authenticator. Shown this once: store them
+    somewhere safe."""
+
+    recovery_codes: list[str]
+
+
+class MfaStatusRead(BaseModel):
+    totp: bool
+    recovery_codes_remaining: int

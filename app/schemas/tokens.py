@@ -18,6 +18,15 @@ class OAuthErrorBody(BaseModel):
     error_description: str | None = None
 
 
+class MfaRequiredBody(OAuthErrorBody):
+    """403 from the token endpoint (or a provider callback) for a user with two-step sign-in:
+    send `mfa_token` with `otp` or `recovery_code`, grant type
+    `urn:authsvc:params:oauth:grant-type:mfa`, within `expires_in` seconds."""
+
+    mfa_token: str
+    expires_in: int
+
+
 class IntrospectionBody(BaseModel):
     """RFC 7662 section 2.2. Only `active` when the token is not active."""
 
@@ -34,3 +43,6 @@ class IntrospectionBody(BaseModel):
     username: str | None = None
     email: str | None = None
     roles: list[str] | None = None
+    auth_time: int | None = None
+    acr: str | None = None
+    amr: list[str] | None = None

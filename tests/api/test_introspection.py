@@ -40,6 +40,8 @@ async def test_an_active_user_access_token(
         "aud": claims["aud"],
         "jti": claims["jti"],
         "auth_time": claims["auth_time"],
+        "acr": "aal1",
+        "amr": ["pwd"],
         "token_type": "Bearer",
         "username": "ada",
         "email": "ada@example.com",

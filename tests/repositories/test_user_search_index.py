@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.repositories.accounts.users import UserRepository
+from app.repositories.accounts.users import UserRepository, UserSearch
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ async def test_search_by_substring_uses_the_trigram_indexes(
     async with sessions() as session:
         connection = await session.connection()
         event.listen(connection.sync_connection, "before_cursor_execute", capture)
-        await UserRepository(session).search(query="zq-rare", limit=20)
+        await UserRepository(session).search(UserSearch(query="zq-rare"), limit=20)
         event.remove(connection.sync_connection, "before_cursor_execute", capture)
     [(statement, parameters)] = sent
 

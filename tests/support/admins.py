@@ -16,7 +16,7 @@ from app.models import AuditEvent, User
 from app.repositories import AuditEventRepository
 from app.security.audit_hmac import AuditHmac
 from app.services.admin.roles import RoleAdminService
-from app.services.admin.users import UserAdminService
+from app.services.admin.users import UserAdminService, UserSearch
 from app.services.common.authorization import OPERATOR
 from app.services.common.caller import Caller
 from app.services.common.context import ServiceContext
@@ -59,7 +59,7 @@ async def find_user(session: AsyncSession, email: str) -> User:
     """The account with `email`, looked up the way the admin user search does."""
     wanted = email.strip().lower()
     users = UserAdminService(session, operator_context(session))
-    page = await users.list_users(OPERATOR, query=wanted, limit=100)
+    page = await users.list_users(OPERATOR, UserSearch(query=wanted), limit=100)
     matches = [user for user in page.items if user.email == wanted]
     assert len(matches) == 1, email
     return matches[0]

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Cookie, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from app.api.deps import CallerDep, OAuthLoginServiceDep, bearer_scheme, get_principal
-from app.api.oauth_errors import NO_STORE
+from app.api.oauth_errors import NO_STORE, mfa_required_error
 from app.api.problem_docs import problem_responses
 from app.api.token_response import token_json
 from app.schemas.oauth import AuthorizationUrl, OAuthAccountRead
-from app.schemas.tokens import TokenResponseBody
+from app.schemas.tokens import MfaRequiredBody, TokenResponseBody
+from app.services.tokens.mfa_challenges import MfaRequired
 from app.services.tokens.token_issuer import TokenResponse
 
 router = APIRouter(
@@ -58,7 +59,10 @@ async def authorize(
 @router.get(
     "/{provider}/callback",
     response_model=TokenResponseBody | OAuthAccountRead,
-    responses={400: {"description": "Bad, used, expired or foreign state"}},
+    responses={
+        400: {"description": "Bad, used, expired or foreign state"},
+        403: {"model": MfaRequiredBody, "description": "A second factor is needed"},
+    },
 )
 async def callback(
     provider: str,
@@ -70,19 +74,25 @@ async def callback(
     browser_secret: Annotated[str | None, Cookie(alias=BROWSER_COOKIE)] = None,
 ) -> JSONResponse:
     """Finish the flow: the same token response as `/auth/token` for a sign-in, or the new
-    link for a link flow."""
-    result = await service.finish(
-        provider,
-        code=code,
-        state=state,
-        error=error,
-        browser_secret=browser_secret,
-        caller=caller,
-    )
-    if isinstance(result, TokenResponse):
-        response = token_json(result)
+    link for a link flow. For an account with two-step sign-in, the same 403 `mfa_required`
+    (with an `mfa_token`) as the token endpoint's password grant."""
+    try:
+        result = await service.finish(
+            provider,
+            code=code,
+            state=state,
+            error=error,
+            browser_secret=browser_secret,
+            caller=caller,
+        )
+    except MfaRequired as second_factor_needed:
+        # The token endpoint's answer for the same case: finish with the MFA grant there.
+        response = mfa_required_error(second_factor_needed)
     else:
-        body = OAuthAccountRead.model_validate(result).model_dump(mode="json")
-        response = JSONResponse(body, headers=NO_STORE)
+        if isinstance(result, TokenResponse):
+            response = token_json(result)
+        else:
+            body = OAuthAccountRead.model_validate(result).model_dump(mode="json")
+            response = JSONResponse(body, headers=NO_STORE)
     response.delete_cookie(BROWSER_COOKIE, path=COOKIE_PATH)
     return response

@@ -25,7 +25,13 @@ from app.api.oauth_errors import (
 from app.api.problem_docs import problem_responses
 from app.api.token_response import token_json
 from app.errors import DomainError
-from app.schemas.tokens import IntrospectionBody, OAuthErrorBody, TokenResponseBody
+from app.schemas.tokens import (
+    IntrospectionBody,
+    MfaRequiredBody,
+    OAuthErrorBody,
+    TokenResponseBody,
+)
+from app.services.tokens.token_service import MFA_GRANT_TYPE
 
 router = APIRouter(
     prefix="/auth", tags=["auth"], responses=problem_responses(400, 401, 409, 422, 429, 503)
@@ -35,7 +41,10 @@ FormField = Annotated[str | None, Form()]
 OAUTH_ERRORS: dict[int | str, dict[str, object]] = {
     400: {"model": OAuthErrorBody, "description": "RFC 6749 error"},
     401: {"model": OAuthErrorBody, "description": "Client authentication failed"},
-    403: {"model": OAuthErrorBody, "description": "The client lacks the scope"},
+    403: {
+        "model": MfaRequiredBody | OAuthErrorBody,
+        "description": "`mfa_required` (a second factor is needed), or the client lacks the scope",
+    },
     429: {"model": OAuthErrorBody, "description": "Too many failed attempts"},
 }
 
@@ -52,9 +61,12 @@ async def token(
     scope: FormField = None,
     client_id: FormField = None,
     client_secret: FormField = None,
+    mfa_token: FormField = None,
+    otp: FormField = None,
+    recovery_code: FormField = None,
 ) -> JSONResponse:
-    """OAuth2 token endpoint (form-encoded): `password`, `refresh_token` and
-    `client_credentials` grants.
+    """OAuth2 token endpoint (form-encoded): `password`, `refresh_token`,
+    `client_credentials` and `urn:authsvc:params:oauth:grant-type:mfa` grants.
 
     The password grant is the first-party sign-in for the operator's own frontends, a
     deliberate deviation from RFC 9700 section 2.4; third-party apps get no password grant.
@@ -63,6 +75,10 @@ async def token(
     `unauthorized_client` on the password grant, authenticate with HTTP Basic
     (`client_secret_basic`) or with `client_id` and `client_secret` in the form
     (`client_secret_post`). Credentials that are presented must be right (401).
+
+    For a user with two-step sign-in, the password grant answers 403 `mfa_required` with an
+    `mfa_token`; the same client then sends `grant_type=urn:authsvc:params:oauth:grant-type:mfa`
+    with `mfa_token` and `otp` (a code from the authenticator app) or `recovery_code`.
     """
     if repeated := await repeated_parameter_error(request):
         return repeated
@@ -85,6 +101,19 @@ async def token(
                 return oauth_error("invalid_request", "`refresh_token` is required.")
             result = await service.refresh_grant(
                 refresh_token=refresh_token,
+                caller=caller,
+                claimed=claimed_client(request, client_id, client_secret),
+            )
+        elif grant_type == MFA_GRANT_TYPE:
+            if not mfa_token or (otp is None) == (recovery_code is None):
+                return oauth_error(
+                    "invalid_request",
+                    "`mfa_token` and one of `otp` or `recovery_code` are required.",
+                )
+            result = await service.mfa_grant(
+                mfa_token=mfa_token,
+                otp=otp,
+                recovery_code=recovery_code,
                 caller=caller,
                 claimed=claimed_client(request, client_id, client_secret),
             )

@@ -41,6 +41,7 @@ class CurrentUser:
     is_superuser: bool
     roles: list[str]
     created_at: datetime
+    mfa_enabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,7 @@ _USER_TOKEN_STATE = (
         User.is_verified,
         User.is_superuser,
         User.created_at,
+        User.mfa_enabled,
         User.token_version,
         UserSession.revoked_at,
         Role.name.label("role_name"),
@@ -143,6 +145,7 @@ async def user_token_state(
         is_superuser=first.is_superuser,
         roles=sorted(row.role_name for row in rows if row.role_name is not None),
         created_at=first.created_at,
+        mfa_enabled=first.mfa_enabled,
     )
     return UserTokenState(user, first.token_version, session_revoked_at=first.revoked_at)
 

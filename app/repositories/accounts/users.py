@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, func, or_, select, update
@@ -12,6 +13,17 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app.identifiers import normalize_email, normalize_username
 from app.models import Role, User, user_roles
 from app.repositories.common.base import BaseRepository, Page
+
+
+@dataclass(frozen=True, slots=True)
+class UserSearch:
+    """What an administrator filters users by; None leaves a filter out."""
+
+    query: str | None = None  # a case-insensitive part of the email, username or full name
+    is_active: bool | None = None
+    is_verified: bool | None = None
+    mfa_enabled: bool | None = None
+    role: str | None = None  # holders of this role
 
 
 class UserRepository(BaseRepository[User]):
@@ -43,7 +55,8 @@ class UserRepository(BaseRepository[User]):
         transaction ends. False if a password change, deactivation or deletion won the race.
 
         One conditional UPDATE: the check, the lock and the write in a single round trip. The
-        token version is read back, so a concurrent logout-all is not undone by stale data.
+        token version and `mfa_enabled` are read back, so a concurrent logout-all is not undone
+        by stale data and a second factor confirmed meanwhile is asked for.
         """
         statement = (
             update(User)
@@ -53,14 +66,15 @@ class UserRepository(BaseRepository[User]):
                 User.is_active.is_(True),
             )
             .values(last_login_at=now, hashed_password=new_hash or verified_hash)
-            .returning(User.token_version)
+            .returning(User.token_version, User.mfa_enabled)
             .execution_options(synchronize_session=False)
         )
-        version = (await self.session.execute(statement)).scalar_one_or_none()
-        if version is None:
+        row = (await self.session.execute(statement)).one_or_none()
+        if row is None:
             return False
         for name, value in (
-            ("token_version", version),
+            ("token_version", row.token_version),
+            ("mfa_enabled", row.mfa_enabled),
             ("last_login_at", now),
             ("hashed_password", new_hash or verified_hash),
         ):
@@ -80,20 +94,12 @@ class UserRepository(BaseRepository[User]):
         return (await self.session.execute(statement)).scalars().first()
 
     async def search(
-        self,
-        *,
-        query: str | None = None,
-        is_active: bool | None = None,
-        is_verified: bool | None = None,
-        role: str | None = None,
-        limit: int,
-        cursor: str | None = None,
+        self, filters: UserSearch, *, limit: int, cursor: str | None = None
     ) -> Page[User]:
-        """A page of users matching every given filter; `query` is a case-insensitive
-        substring of the email, username or full name."""
+        """A page of users matching every filter set in `filters`."""
         where: list[ColumnElement[bool]] = []
-        if query:
-            needle = query.strip().lower()
+        if filters.query:
+            needle = filters.query.strip().lower()
             where.append(
                 or_(
                     User.email.contains(needle, autoescape=True),
@@ -101,15 +107,18 @@ class UserRepository(BaseRepository[User]):
                     func.lower(User.full_name).contains(needle, autoescape=True),
                 )
             )
-        if is_active is not None:
-            where.append(User.is_active.is_(is_active))
-        if is_verified is not None:
-            where.append(User.is_verified.is_(is_verified))
-        if role is not None:
+        for column, wanted in (
+            (User.is_active, filters.is_active),
+            (User.is_verified, filters.is_verified),
+            (User.mfa_enabled, filters.mfa_enabled),
+        ):
+            if wanted is not None:
+                where.append(column.is_(wanted))
+        if filters.role is not None:
             holders = (
                 select(user_roles.c.user_id)
                 .join(Role, Role.id == user_roles.c.role_id)
-                .where(Role.name == role)
+                .where(Role.name == filters.role)
             )
             where.append(User.id.in_(holders))
         return await self.list_page(*where, limit=limit, cursor=cursor)

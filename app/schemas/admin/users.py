@@ -21,6 +21,7 @@ class AdminUserRead(UserRead):
 
     updated_at: datetime
     last_login_at: datetime | None
+    mfa_enabled: bool = Field(description="Whether the user has two-step sign-in on.")
 
 
 class AdminUserCreate(StrictBody):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +20,7 @@ from app.services.common.audit_trail import AuditEventType, AuditTrail
 from app.services.common.caller import Caller
 from app.services.common.context import Service, ServiceContext
 from app.services.common.unit_of_work import unit_of_work
+from app.services.tokens.recent_authentication import require_step_up
 from app.services.tokens.sign_in_limits import Account, SignInLimits
 from app.services.tokens.sign_in_sessions import SignInSessions
 
@@ -46,12 +49,14 @@ class AccountService(Service):
         changes: dict[str, str | None],
         *,
         current_password: str | None,
+        claims: Mapping[str, Any],
         caller: Caller,
     ) -> User:
         """Apply `full_name`, `username` and `email` changes.
 
-        A new email needs the current password and leaves the account unverified; the new
-        address gets a verification link and the old one a notice.
+        A new email needs the current password (and, with a second factor, a step-up: the
+        access token `claims` of a recent sign-in that passed it) and leaves the account
+        unverified; the new address gets a verification link and the old one a notice.
         """
         user = await self._load(user_id)
         values: dict[str, object] = dict(changes)
@@ -61,6 +66,7 @@ class AccountService(Service):
         old_email = user.email
         email_changes = new_email is not None and normalize_email(str(new_email)) != user.email
         if email_changes:
+            self._require_step_up(user, claims)
             await self._require_current_password(user, current_password, caller)
             values["email"] = normalize_email(str(new_email))
             values["is_verified"] = False
@@ -102,11 +108,14 @@ class AccountService(Service):
         current_password: str,
         new_password: str,
         current_session_id: uuid.UUID,
+        claims: Mapping[str, Any],
         caller: Caller,
     ) -> None:
         """Set a new password, end every other session and retire older access tokens and
-        outstanding reset links."""
+        outstanding reset links. With a second factor, the access token `claims` must show a
+        step-up (`StepUpRequired`)."""
         user = await self._load(user_id)
+        self._require_step_up(user, claims)
         await self._require_current_password(user, current_password, caller)
         self.policy.check(
             new_password, email=user.email, username=user.username, field="new_password"
@@ -151,6 +160,14 @@ class AccountService(Service):
                 actor_id=user_id,
                 session_id=str(session_id),
             )
+
+    def _require_step_up(self, user: User, claims: Mapping[str, Any]) -> None:
+        require_step_up(
+            claims,
+            has_second_factor=user.mfa_enabled,
+            now=self.clock(),
+            max_age_seconds=self.settings.reauth_max_age_seconds,
+        )
 
     async def _load(self, user_id: uuid.UUID) -> User:
         user = await self.users.get_by_id(user_id)

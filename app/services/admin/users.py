@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import InvalidInput, NotFound, Unprocessable, user_conflict
 from app.identifiers import normalize_email, normalize_username
-from app.mail import password_changed_notice
+from app.mail import mfa_disabled_notice, password_changed_notice
 from app.models import ActionPurpose, Role, User
 from app.repositories import (
     Page,
@@ -26,7 +26,9 @@ from app.repositories import (
     UniqueViolation,
     UserRepository,
 )
+from app.repositories.accounts.users import UserSearch as UserSearch  # the filter routes build
 from app.services.accounts.action_tokens import ActionTokens
+from app.services.accounts.second_factors import SecondFactors
 from app.services.common.audit_trail import AuditEventType, AuditTrail
 from app.services.common.authorization import (
     AccountGuard,
@@ -39,6 +41,7 @@ from app.services.common.authorization import (
 from app.services.common.caller import Caller
 from app.services.common.context import Service, ServiceContext
 from app.services.common.unit_of_work import unit_of_work
+from app.services.tokens.recent_authentication import require_step_up
 
 READ = (BuiltinPermission.users_read,)
 WRITE = (BuiltinPermission.users_write,)
@@ -81,30 +84,16 @@ class UserAdminService(Service):
         self.action_tokens = ActionTokens(session)
         self.guard = AccountGuard(session)
         self.audit = AuditTrail(session)
+        self.second_factors = SecondFactors(session, context.data_encryptor)
 
     # --- read ------------------------------------------------------------------------------
 
     async def list_users(
-        self,
-        actor: Actor,
-        *,
-        query: str | None = None,
-        is_active: bool | None = None,
-        is_verified: bool | None = None,
-        role: str | None = None,
-        limit: int,
-        cursor: str | None = None,
+        self, actor: Actor, filters: UserSearch, *, limit: int, cursor: str | None = None
     ) -> Page[User]:
-        """A page of users in creation order, filtered; see `UserRepository.search`."""
+        """A page of users in creation order, filtered (`UserSearch`)."""
         require(actor, READ)
-        return await self.users.search(
-            query=query,
-            is_active=is_active,
-            is_verified=is_verified,
-            role=role,
-            limit=limit,
-            cursor=cursor,
-        )
+        return await self.users.search(filters, limit=limit, cursor=cursor)
 
     async def get_user(self, actor: Actor, user_id: uuid.UUID) -> User:
         require(actor, READ)
@@ -209,6 +198,14 @@ class UserAdminService(Service):
         stale); their sessions go on, so clients refresh into tokens with the new roles.
         """
         require(actor, WRITE)
+        # Handing out power is the admin's most sensitive act: with a second factor, only a
+        # session that recently passed it may (a stolen aal1 token cannot).
+        require_step_up(
+            actor.claims,
+            has_second_factor=actor.has_second_factor,
+            now=self.clock(),
+            max_age_seconds=self.settings.reauth_max_age_seconds,
+        )
         async with unit_of_work(self.session):
             user = await self._lock(user_id)
             await self.guard.require_can_manage(actor, [user])
@@ -229,6 +226,25 @@ class UserAdminService(Service):
                     removed=sorted(before - after),
                 )
         return user
+
+    async def reset_mfa(self, actor: Actor, user_id: uuid.UUID, *, caller: Caller) -> None:
+        """Turn the user's two-step sign-in off, for a user who lost their authenticator and
+        their recovery codes: the factor and the codes go, and the owner is mailed. Only an
+        admin who may manage the account (the stronger-account rule) may."""
+        require(actor, WRITE)
+        async with unit_of_work(self.session):
+            user = await self._lock(user_id)
+            await self.guard.require_can_manage(actor, [user])
+            if not await self.second_factors.remove_all(user.id):
+                raise NotFound("This user has no second factor.")
+            was_enabled, user.mfa_enabled = user.mfa_enabled, False
+            await self.audit.record_admin(
+                AuditEventType.mfa_reset, actor, caller=caller, user_ids=[user.id]
+            )
+            if was_enabled:
+                await self.outbox.enqueue(
+                    self.session, mfa_disabled_notice(user.email, by_administrator=True)
+                )
 
     async def end_sessions(self, actor: Actor, user_id: uuid.UUID, *, caller: Caller) -> int:
         """End every session of the user and retire their access tokens at once."""

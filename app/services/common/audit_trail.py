@@ -32,6 +32,14 @@ class AuditEventType(StrEnum):
     one_time_token_refused = "one_time_token.refused"
     email_changed = "email.changed"
     profile_updated = "profile.updated"
+    # A first factor was right for an account with a second factor: an `mfa_token` was issued.
+    mfa_challenged = "login.mfa_required"
+    mfa_enrolment_started = "mfa.enrolment_started"
+    mfa_enabled = "mfa.enabled"
+    mfa_disabled = "mfa.disabled"
+    recovery_codes_regenerated = "mfa.recovery_codes_regenerated"
+    recovery_code_used = "mfa.recovery_code_used"
+    mfa_reset = "mfa.reset"  # by an administrator
     oauth_login = "oauth.login"
     oauth_linked = "oauth.linked"
     oauth_unlinked = "oauth.unlinked"

@@ -12,9 +12,10 @@ Two rules keep administration from becoming a way up:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +47,11 @@ class Actor:
     is_superuser: bool
     permissions: frozenset[str]
     client_id: str | None = None  # a service client acting with its own token
+    # How the acting user signed in, for operations that need a step-up (their access token's
+    # claims; empty for service clients and the command line) and whether they have a second
+    # factor to step up with.
+    claims: Mapping[str, Any] = field(default_factory=dict)
+    has_second_factor: bool = False
 
     def lacks(self, codenames: Iterable[str]) -> set[str]:
         """The permissions among `codenames` the actor does not hold (none for superusers)."""

@@ -11,11 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.models.base import utcnow
 from app.security.audit_hmac import AuditHmac
+from app.security.encryption import Encryptor
 from app.security.password_policy import PasswordPolicy
 from app.security.passwords import PasswordHasher
 from app.services.common.deferred import DeferredWork
 from app.services.common.mail_outbox import MailOutbox
 from app.services.common.rate_limits import RateLimiter
+
+
+def _no_data_encryptor() -> Encryptor:
+    raise RuntimeError("this context has no data encryption key")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +32,8 @@ class ServiceContext:
     deferred: DeferredWork
     audit_hmac: AuditHmac
     clock: Callable[[], datetime] = utcnow
+    # AUTH_DATA_ENCRYPTION_KEY's encryptor (TOTP secrets), read on first use.
+    data_encryptor: Callable[[], Encryptor] = _no_data_encryptor
     policy: PasswordPolicy = field(init=False)
 
     def __post_init__(self) -> None:

@@ -45,14 +45,17 @@ from app.repositories import (
 )
 from app.repositories.common.base import UniqueViolation
 from app.security.opaque_tokens import new_opaque_token, token_digest
+from app.services.accounts.second_factors import SecondFactors
 from app.services.common.audit_trail import AuditEventType, AuditTrail
 from app.services.common.caller import Caller
 from app.services.common.context import Service, ServiceContext
 from app.services.common.unit_of_work import unit_of_work
 from app.services.oauth.providers import ExternalIdentity, Provider
+from app.services.tokens.assurance import FEDERATED
 from app.services.tokens.bearer_authentication import Principal
+from app.services.tokens.mfa_challenges import MfaChallenges, MfaRequired
 from app.services.tokens.recent_authentication import require_recent_authentication
-from app.services.tokens.sign_in_sessions import SignInSessions
+from app.services.tokens.sign_in_sessions import IssuedSession, SignInSessions
 from app.services.tokens.token_issuer import TokenIssuer, TokenResponse
 
 
@@ -163,6 +166,8 @@ class OAuthLoginService(Service):
         self.session_rows = SignInSessionRepository(session)
         self.sessions = SignInSessions(session, context.settings)
         self.audit = AuditTrail(session)
+        self.challenges = MfaChallenges(session, context.settings)
+        self.second_factors = SecondFactors(session, context.data_encryptor)
 
     def provider(self, name: str) -> Provider:
         provider = self.providers.get(name)
@@ -285,14 +290,27 @@ class OAuthLoginService(Service):
                         await self._adopt(user, identity, caller)
                 if not user.is_active:
                     raise SignInDisabled
-                issued = await self.sessions.start(
-                    user,
-                    caller,
-                    scope="",
-                    client_id=self.settings.first_party_client_id,
-                    now=self.clock(),
-                )
-                user.last_login_at = self.clock()
+                now = self.clock()
+                user.last_login_at = now
+                outcome: IssuedSession | str
+                if user.mfa_enabled:
+                    # A provider is a first factor like a password: the second still applies.
+                    outcome = await self.challenges.open(
+                        user,
+                        client_id=self.settings.first_party_client_id,
+                        scope="",
+                        first_factor=FEDERATED,
+                        now=now,
+                    )
+                else:
+                    outcome = await self.sessions.start(
+                        user,
+                        caller,
+                        scope="",
+                        client_id=self.settings.first_party_client_id,
+                        methods=[FEDERATED],
+                        now=now,
+                    )
                 await self.audit.record(
                     AuditEventType.oauth_login,
                     caller=caller,
@@ -300,7 +318,11 @@ class OAuthLoginService(Service):
                     actor_id=user.id,
                     provider=identity.provider,
                     created=created,
-                    session_id=str(issued.session.id),
+                    **(
+                        {"session_id": str(outcome.session.id)}
+                        if isinstance(outcome, IssuedSession)
+                        else {"mfa_required": True}
+                    ),
                 )
                 if adopted:
                     await self._notify_linked(user, identity)
@@ -311,8 +333,10 @@ class OAuthLoginService(Service):
             # After the rollback, on its own.
             await self._record_refusal(identity, "email_not_verified", caller)
             raise
+        if not isinstance(outcome, IssuedSession):
+            raise MfaRequired(outcome, self.challenges.ttl_seconds)
         current_metrics().token_issued("oauth")
-        return self.issuer.for_session(issued)
+        return self.issuer.for_session(outcome)
 
     async def _create_user(self, identity: ExternalIdentity) -> User:
         if not identity.email or not identity.email_verified:
@@ -346,6 +370,9 @@ class OAuthLoginService(Service):
             user.hashed_password = None
             user.is_verified = True
             user.token_version += 1
+            # A second factor on an account nobody verified is the squatter's, not the owner's.
+            if await self.second_factors.remove_all(user.id):
+                user.mfa_enabled = False
             await self.sessions.end_all(user.id, self.clock(), "oauth_link_unverified_account")
         await self.audit.record(
             AuditEventType.oauth_linked,

@@ -69,7 +69,13 @@ class Authenticator:
         permissions: frozenset[str] = frozenset()
         if not user.is_superuser:
             permissions = await self.permissions_of(user)
-        return Actor(id=user.id, is_superuser=user.is_superuser, permissions=permissions)
+        return Actor(
+            id=user.id,
+            is_superuser=user.is_superuser,
+            permissions=permissions,
+            claims=claims,
+            has_second_factor=user.mfa_enabled,
+        )
 
     def decode(self, token: str) -> Mapping[str, Any]:
         """The verified claims of `token`, or `NotAuthenticated`."""

@@ -26,6 +26,7 @@ from app.services.admin.service_clients import INTROSPECT_SCOPE, SERVICE_SCOPES
 from app.services.common.caller import Caller
 from app.services.common.context import Service, ServiceContext
 from app.services.common.unit_of_work import unit_of_work
+from app.services.tokens.assurance import methods_of
 from app.services.tokens.bearer_authentication import (
     AccessTokenDecoder,
     Authenticator,
@@ -51,6 +52,8 @@ _ACCESS_TOKEN_FIELDS = (
     "aud",
     "jti",
     "auth_time",
+    "acr",
+    "amr",
 )
 
 
@@ -176,6 +179,8 @@ class IntrospectionService(Service):
             "exp": int(self.sessions.usable_until(sign_in_session).timestamp()),
             "iat": int(stored.created_at.timestamp()),
             "auth_time": int(sign_in_session.authenticated_at.timestamp()),
+            "acr": sign_in_session.acr,
+            **({"amr": methods_of(sign_in_session.amr)} if sign_in_session.amr else {}),
             "iss": self.settings.issuer,
             "token_type": "refresh_token",
             "username": user.username or user.email,

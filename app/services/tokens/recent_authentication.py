@@ -4,7 +4,9 @@ Every access token of a session carries `auth_time`, when the session's user las
 credential (a password grant, a provider sign-in). A refresh keeps it; only a new sign-in
 renews it. So a stolen access or refresh token keeps working for ordinary calls until it
 expires or is revoked, but cannot start what needs the user to be present: linking another
-provider (and, later, MFA changes and other step-ups).
+provider, enrolling a second factor. With a confirmed second factor, the most sensitive
+operations (password and email changes, removing the factor, new recovery codes, admin role
+grants) also need the session to have passed it: a *step-up* to `acr` "aal2".
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from app.errors import InvalidCredentials
+from app.services.tokens.assurance import AAL2
 
 
 class ReauthenticationRequired(InvalidCredentials):
@@ -28,9 +31,27 @@ class ReauthenticationRequired(InvalidCredentials):
         "provider) and retry within {max_age} seconds."
     )
 
+    # The `acr` the operation needs, for the challenge's `acr_values` (None: any).
+    acr_values: str | None = None
+
     def __init__(self, max_age_seconds: int) -> None:
         super().__init__(self.default_detail.format(max_age=max_age_seconds))
         self.max_age_seconds = max_age_seconds
+
+
+class StepUpRequired(ReauthenticationRequired):
+    """The user has a second factor, and this operation needs a session that passed it, begun
+    recently: sign in again, with the second factor.
+
+    Answered as 401 with `WWW-Authenticate: Bearer error="insufficient_user_authentication",
+    acr_values="aal2", max_age=<max_age_seconds>` (RFC 9470 section 3).
+    """
+
+    default_detail = (
+        "This operation needs a recent sign-in with your second factor; sign in again (password "
+        "and code) and retry within {max_age} seconds."
+    )
+    acr_values = AAL2
 
 
 def authenticated_seconds_ago(claims: Mapping[str, Any], now: datetime) -> int | None:
@@ -51,3 +72,17 @@ def require_recent_authentication(
     age = authenticated_seconds_ago(claims, now)
     if age is None or age > max_age_seconds:
         raise ReauthenticationRequired(max_age_seconds)
+
+
+def require_step_up(
+    claims: Mapping[str, Any], *, has_second_factor: bool, now: datetime, max_age_seconds: int
+) -> None:
+    """For a user with a confirmed second factor (`has_second_factor`), raise `StepUpRequired`
+    unless the access token `claims` show a session that passed it (`acr` "aal2") and a
+    credential proved at most `max_age_seconds` before `now`. Without a second factor there
+    is nothing to step up to: the operation's own checks (such as `current_password`) stand."""
+    if not has_second_factor:
+        return
+    age = authenticated_seconds_ago(claims, now)
+    if claims.get("acr") != AAL2 or age is None or age > max_age_seconds:
+        raise StepUpRequired(max_age_seconds)

@@ -6,6 +6,7 @@ It never commits; the use case that calls it does.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,6 +18,7 @@ from app.models import User, UserSession
 from app.repositories import RefreshTokenRepository, SignInSessionRepository, UserRepository
 from app.security.opaque_tokens import new_opaque_token, token_digest
 from app.services.common.caller import Caller
+from app.services.tokens.assurance import assurance_level
 from app.services.tokens.scopes import UserScopes
 
 
@@ -53,10 +55,18 @@ class SignInSessions:
         self.scopes = UserScopes(session)
 
     async def start(
-        self, user: User, caller: Caller, *, scope: str, client_id: str, now: datetime
+        self,
+        user: User,
+        caller: Caller,
+        *,
+        scope: str,
+        client_id: str,
+        methods: Sequence[str],
+        now: datetime,
     ) -> IssuedSession:
         """Open a session (a refresh-token family) and issue its first refresh token. The user
-        has just proved a credential: the session's `authenticated_at` is `now`."""
+        has just proved the credentials `methods` (RFC 8176 `amr` values): the session's
+        `authenticated_at` is `now`, its `acr` what those methods add up to."""
         sign_in_session = await self.sessions.create(
             user_id=user.id,
             client_id=client_id,
@@ -66,6 +76,8 @@ class SignInSessions:
             created_at=now,
             last_used_at=now,
             authenticated_at=now,
+            amr=" ".join(methods),
+            acr=assurance_level(methods),
             expires_at=now + timedelta(seconds=self.settings.session_absolute_lifetime_seconds),
         )
         refresh_token = await self._issue_refresh_token(sign_in_session.id, now)

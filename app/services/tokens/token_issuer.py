@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from app.config import Settings
+from app.services.tokens.assurance import methods_of
 from app.services.tokens.client_authentication import AuthenticatedClient
 from app.services.tokens.sign_in_sessions import IssuedSession
 
@@ -43,6 +44,9 @@ class TokenIssuer:
                 "sid": str(family.id),
                 "ver": user.token_version,
                 "auth_time": int(family.authenticated_at.timestamp()),
+                "acr": family.acr,
+                # Sessions begun before second factors existed recorded no methods.
+                **({"amr": methods_of(family.amr)} if family.amr else {}),
             }
         )
         return TokenResponse(

@@ -3,18 +3,24 @@ sign-in), `refresh_token` (rotation) and `client_credentials` (service clients' 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import DomainError, InvalidCredentials
 from app.identifiers import normalize_sign_in_name
+from app.mail import recovery_code_used_notice
 from app.models import User
 from app.observability.metrics import current_metrics
 from app.repositories import PermissionRepository, UserRepository
+from app.services.accounts.second_factors import SecondFactors
 from app.services.admin.service_clients import SERVICE_SCOPES
 from app.services.common.audit_trail import AuditEventType, AuditTrail
 from app.services.common.caller import Caller
 from app.services.common.context import Service, ServiceContext
 from app.services.common.unit_of_work import run_unit_of_work, unit_of_work
+from app.services.tokens.assurance import PASSWORD, RECOVERY_CODE, TOTP
 from app.services.tokens.client_authentication import (
     ClaimedClient,
     ClientAuthenticator,
@@ -22,6 +28,12 @@ from app.services.tokens.client_authentication import (
     IdentifiedClient,
     InvalidClient,
     UnauthorizedClient,
+)
+from app.services.tokens.mfa_challenges import (
+    InvalidMfaToken,
+    MfaChallenges,
+    MfaRequired,
+    WrongSecondFactor,
 )
 from app.services.tokens.scopes import UserScopes
 from app.services.tokens.sign_in_limits import Account, SignInLimits
@@ -37,6 +49,25 @@ class LoginFailed(InvalidCredentials):
 
 class InvalidScope(DomainError):
     default_detail = "The requested scope exceeds the scopes this client may have."
+
+
+MFA_GRANT_TYPE = "urn:authsvc:params:oauth:grant-type:mfa"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSecondFactor:
+    """A first factor proved by a user with a second one: the challenge's `mfa_token`."""
+
+    mfa_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class SecondFactorOutcome:
+    """What a second-factor answer did: a new session, or a failure (`voided`: the token is
+    no good any more)."""
+
+    issued: IssuedSession | None
+    voided: bool
 
 
 class TokenService(Service):
@@ -58,6 +89,8 @@ class TokenService(Service):
         self.client_authenticator = ClientAuthenticator(session, context.limiter)
         self.audit = AuditTrail(session)
         self.sign_in_limits = SignInLimits(context.limiter, context.outbox)
+        self.challenges = MfaChallenges(session, context.settings)
+        self.second_factors = SecondFactors(session, context.data_encryptor)
 
     async def password_grant(
         self,
@@ -88,10 +121,151 @@ class TokenService(Service):
         except BaseException:
             await attempt.release()  # a fault, not a failed guess
             raise
+        # The password was right: its slots are given back whether or not a second factor
+        # follows (wrong codes draw on the same budgets on their own).
         await self.sign_in_limits.succeeded(attempt, account, caller.ip)
+        if isinstance(issued, PendingSecondFactor):
+            raise MfaRequired(issued.mfa_token, self.challenges.ttl_seconds)
         current_metrics().login_ok()
         current_metrics().token_issued("password")
         return self.issuer.for_session(issued)
+
+    async def _challenge(
+        self,
+        user: User,
+        client_id: str,
+        scope: str,
+        first_factor: str,
+        caller: Caller,
+        now: datetime,
+    ) -> PendingSecondFactor:
+        mfa_token = await self.challenges.open(
+            user, client_id=client_id, scope=scope, first_factor=first_factor, now=now
+        )
+        await self.audit.record(
+            AuditEventType.mfa_challenged,
+            caller=caller,
+            user_id=user.id,
+            actor_id=user.id,
+            first_factor=first_factor,
+        )
+        return PendingSecondFactor(mfa_token)
+
+    async def mfa_grant(
+        self,
+        *,
+        mfa_token: str,
+        otp: str | None,
+        recovery_code: str | None,
+        caller: Caller,
+        claimed: ClaimedClient,
+    ) -> TokenResponse:
+        """The second step of a sign-in: the `mfa_token` of `mfa_required` and a code from
+        the user's authenticator (`otp`) or one of their recovery codes: a new session at
+        `acr` "aal2", and its first token pair.
+
+        A guess draws on the sign-in budgets before it is checked (a wrong code is a failed
+        sign-in); the challenge's row lock makes parallel guesses count one by one, and the
+        `AUTH_MFA_MAX_ATTEMPTS`th wrong code voids the token. Only the client that signed in
+        may answer.
+        """
+        client = await self._identify_client(claimed, caller)
+        pending = await self.challenges.find(mfa_token)
+        user = await self.users.get_by_id(pending.user_id) if pending is not None else None
+        await self.session.close()  # no connection held while waiting for a reservation
+        if pending is None or user is None:
+            raise InvalidMfaToken
+        account = Account.of(user, user.email)
+        attempt = await self.sign_in_limits.reserve(account, caller.ip)
+        try:
+            outcome = await run_unit_of_work(
+                self.session,
+                lambda: self._answer(mfa_token, otp, recovery_code, client.client_id, caller),
+            )
+        except BaseException:
+            await attempt.release()  # refused before any code was checked, or a fault
+            raise
+        if outcome.issued is None:
+            # The slots stay taken: they are the failure counts.
+            current_metrics().login_failed()
+            raise InvalidMfaToken if outcome.voided else WrongSecondFactor
+        await self.sign_in_limits.succeeded(attempt, account, caller.ip)
+        current_metrics().login_ok()
+        current_metrics().token_issued(MFA_GRANT_TYPE)
+        return self.issuer.for_session(outcome.issued)
+
+    async def _answer(
+        self,
+        mfa_token: str,
+        otp: str | None,
+        recovery_code: str | None,
+        client_id: str,
+        caller: Caller,
+    ) -> SecondFactorOutcome:
+        now = self.clock()
+        challenge = await self.challenges.lock(mfa_token)
+        if challenge is None or not self.challenges.is_open(
+            challenge, client_id=client_id, now=now
+        ):
+            raise InvalidMfaToken  # nothing was checked: the attempt's slots are given back
+        user = await self.users.get_for_update(challenge.user_id)
+        if user is None or not user.is_active or user.token_version != challenge.token_version:
+            self.challenges.spend(challenge, now)
+            return SecondFactorOutcome(issued=None, voided=True)
+        method = await self._second_factor(user, otp, recovery_code, now)
+        if method is None:
+            voided = self.challenges.count_failure(challenge, now)
+            await self.audit.record(
+                AuditEventType.login_failed,
+                caller=caller,
+                user_id=user.id,
+                check=RECOVERY_CODE if recovery_code is not None else TOTP,
+                mfa_token_voided=voided,
+            )
+            return SecondFactorOutcome(issued=None, voided=voided)
+        self.challenges.spend(challenge, now)
+        user.last_login_at = now
+        issued = await self.sessions.start(
+            user,
+            caller,
+            scope=challenge.scope,
+            client_id=challenge.client_id,
+            methods=[challenge.first_factor, method],
+            now=now,
+        )
+        await self.audit.record(
+            AuditEventType.login_succeeded,
+            caller=caller,
+            user_id=user.id,
+            actor_id=user.id,
+            session_id=str(issued.session.id),
+            second_factor=method,
+        )
+        if method == RECOVERY_CODE:
+            remaining = await self.second_factors.unused_recovery_codes(user.id)
+            await self.audit.record(
+                AuditEventType.recovery_code_used,
+                caller=caller,
+                user_id=user.id,
+                actor_id=user.id,
+                remaining=remaining,
+            )
+            await self.outbox.enqueue(
+                self.session, recovery_code_used_notice(user.email, remaining)
+            )
+        return SecondFactorOutcome(issued=issued, voided=False)
+
+    async def _second_factor(
+        self, user: User, otp: str | None, recovery_code: str | None, now: datetime
+    ) -> str | None:
+        """The method (`otp` or `rc`) the code proved, or None for a wrong or used code."""
+        if recovery_code is not None:
+            spent = await self.second_factors.spend_recovery_code(user.id, recovery_code, now)
+            return RECOVERY_CODE if spent else None
+        factor = await self.second_factors.locked_factor(user.id)
+        if otp is None or factor is None or factor.confirmed_at is None:
+            return None
+        return TOTP if self.second_factors.accept_totp(factor, otp, now) else None
 
     async def _sign_in(
         self,
@@ -100,7 +274,7 @@ class TokenService(Service):
         scope: str | None,
         caller: Caller,
         client_id: str,
-    ) -> IssuedSession:
+    ) -> IssuedSession | PendingSecondFactor:
         matches, new_hash = False, None
         if len(password) > self.settings.password_max_length:
             pass  # refused before hashing: no one can make us hash megabytes
@@ -113,7 +287,7 @@ class TokenService(Service):
 
         now, verified_hash = self.clock(), user.hashed_password
 
-        async def start_session() -> IssuedSession:
+        async def start_session() -> IssuedSession | PendingSecondFactor:
             # The password was checked outside the transaction (hashing is slow). A password
             # change, reset, deactivation or deletion that committed meanwhile wins, as if it
             # had come first: its "every session ends" must hold for this sign-in too.
@@ -125,12 +299,10 @@ class TokenService(Service):
             if not signed_in:
                 raise LoginFailed
             granted = await self._granted_scope(user, scope)
+            if user.mfa_enabled:  # read back by record_sign_in, under its lock
+                return await self._challenge(user, client_id, granted, PASSWORD, caller, now)
             issued = await self.sessions.start(
-                user,
-                caller,
-                scope=granted,
-                client_id=client_id,
-                now=now,
+                user, caller, scope=granted, client_id=client_id, methods=[PASSWORD], now=now
             )
             await self.audit.record(
                 AuditEventType.login_succeeded,

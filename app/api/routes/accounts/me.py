@@ -34,7 +34,11 @@ async def update_me(
     """Change `full_name`, `username` or `email` (the latter needs `current_password`)."""
     changes = body.model_dump(exclude_unset=True, exclude={"current_password"})
     user = await service.update_profile(
-        principal.user.id, changes, current_password=body.current_password, caller=caller
+        principal.user.id,
+        changes,
+        current_password=body.current_password,
+        claims=principal.claims,
+        caller=caller,
     )
     return UserRead.model_validate(user)
 
@@ -46,12 +50,14 @@ async def change_password(
     service: AccountServiceDep,
     caller: CallerDep,
 ) -> None:
-    """Set a new password; every other session ends."""
+    """Set a new password; every other session ends. With two-step sign-in on, needs a step-up
+    (401 `insufficient_user_authentication`, `acr_values="aal2"`, otherwise)."""
     await service.change_password(
         principal.user.id,
         current_password=body.current_password,
         new_password=body.new_password,
         current_session_id=principal.session_id,
+        claims=principal.claims,
         caller=caller,
     )
 

@@ -19,7 +19,7 @@ from app.schemas.admin.users import (
     RoleAssignment,
 )
 from app.schemas.pagination import DEFAULT_LIMIT, Cursor, Limit, PageOut
-from app.services.admin.users import NewUser
+from app.services.admin.users import NewUser, UserSearch
 
 router = APIRouter(
     prefix="/admin/users",
@@ -39,19 +39,17 @@ async def list_users(
     is_active: bool | None = None,
     is_verified: bool | None = None,
     role: Annotated[str | None, Query(max_length=100, description="Holders of this role.")] = None,
+    mfa: Annotated[
+        bool | None, Query(description="With (true) or without two-step sign-in.")
+    ] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> PageOut[AdminUserRead]:
     """Users in creation order. Keyset pagination: pages stay correct while users sign up."""
-    page = await service.list_users(
-        actor,
-        query=q,
-        is_active=is_active,
-        is_verified=is_verified,
-        role=role,
-        limit=limit,
-        cursor=cursor,
+    filters = UserSearch(
+        query=q, is_active=is_active, is_verified=is_verified, mfa_enabled=mfa, role=role
     )
+    page = await service.list_users(actor, filters, limit=limit, cursor=cursor)
     return PageOut(
         items=[AdminUserRead.model_validate(user) for user in page.items],
         next_cursor=page.next_cursor,
@@ -121,3 +119,12 @@ async def end_sessions(
 ) -> None:
     """End every session of the user; their access tokens stop working at once."""
     await service.end_sessions(actor, user_id, caller=caller)
+
+
+@router.delete("/{user_id}/mfa", status_code=status.HTTP_204_NO_CONTENT)
+async def reset_mfa(
+    user_id: uuid.UUID, actor: UsersWriter, service: UserAdminDep, caller: CallerDep
+) -> None:
+    """Turn the user's two-step sign-in off (authenticator and recovery codes), for a user who
+    lost both; audited, and the owner is mailed. 404 when the user has none."""
+    await service.reset_mfa(actor, user_id, caller=caller)
