@@ -20,7 +20,9 @@ Environment:
 
 Routes: `GET /public` (anyone), `GET /me` (any valid token: its claims), `GET /reports`
 (needs the `users:read` scope), `POST /payments` (also asks authsvc whether the token is still
-active, so a logout or a deactivation stops it at once).
+active, so a logout or a deactivation stops it at once), `POST /transfers` (step-up, RFC 9470:
+needs a sign-in with a second factor, `acr` aal2, within the last 5 minutes; otherwise 401
+`insufficient_user_authentication` with `acr_values="aal2", max_age=300`).
 """
 
 # No `from __future__ import annotations` here: FastAPI must resolve the dependency aliases
@@ -35,6 +37,8 @@ from fastapi import Depends, FastAPI, HTTPException
 from authsvc_kit import AuthsvcKit, Claims
 
 REPORTS_SCOPE = "users:read"
+# Step-up for transfers: a second factor, proved at most this many seconds ago.
+TRANSFERS_MAX_AGE = 300
 
 
 def kit_from_environment(environ: Mapping[str, str] = os.environ) -> AuthsvcKit:
@@ -75,6 +79,7 @@ def create_app(kit: AuthsvcKit | None = None) -> FastAPI:
     User = Annotated[Claims, Depends(kit.authenticated())]
     Reader = Annotated[Claims, Depends(kit.authenticated([REPORTS_SCOPE]))]
     CurrentUser = Annotated[Claims, Depends(_revocation_checked(kit))]
+    SteppedUp = Annotated[Claims, Depends(kit.require_acr("aal2", max_age=TRANSFERS_MAX_AGE))]
 
     app = FastAPI(title="consumer service (authsvc_kit example)", lifespan=lifespan)
     app.state.kit = kit
@@ -98,6 +103,11 @@ def create_app(kit: AuthsvcKit | None = None) -> FastAPI:
     async def payments(claims: CurrentUser) -> dict[str, Any]:
         """Revocation-sensitive: authsvc confirms the token is still active."""
         return {"paid_by": claims.subject}
+
+    @app.post("/transfers")
+    async def transfers(claims: SteppedUp) -> dict[str, Any]:
+        """Step-up: a sign-in with a second factor (`acr` aal2) in the last 5 minutes."""
+        return {"sent_by": claims.subject, "acr": claims.acr, "amr": list(claims.amr)}
 
     return app
 

@@ -148,6 +148,31 @@ async def test_the_revocation_sensitive_route_fails_closed_without_client_creden
     assert response.status_code == 503
 
 
+async def test_the_step_up_route_asks_a_password_only_sign_in_for_a_second_factor(
+    consumer: httpx.AsyncClient, service_client: httpx.AsyncClient
+) -> None:
+    tokens = await register_and_sign_in(service_client)
+
+    response = await consumer.post("/transfers", headers=bearer(tokens["access_token"]))
+
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == (
+        'Bearer error="insufficient_user_authentication", error_description="a sign-in at aal2 '
+        'is required", acr_values="aal2", max_age=300'
+    )
+
+
+async def test_the_step_up_route_lets_a_recent_second_factor_sign_in_through(
+    consumer: httpx.AsyncClient, live_service: LiveService
+) -> None:
+    token = live_service.mint(acr="aal2", amr=["pwd", "otp"], auth_time=int(time.time()))
+
+    response = await consumer.post("/transfers", headers=bearer(token))
+
+    assert response.status_code == 200, response.text
+    assert response.json()["amr"] == ["pwd", "otp"]
+
+
 async def test_an_unreachable_authsvc_is_503_not_401(
     live_service: LiveService, consumer: httpx.AsyncClient
 ) -> None:

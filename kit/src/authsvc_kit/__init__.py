@@ -21,6 +21,8 @@ authsvc through introspection where a logout or deactivation must take effect at
     User = Annotated[Claims, Depends(kit.authenticated())]
     Reader = Annotated[Claims, Depends(kit.authenticated(["users:read"]))]
     Fresh = Annotated[Claims, Depends(kit.authenticated(check_revocation=True))]
+    # Step-up (RFC 9470): a second factor, and a sign-in within the last 5 minutes.
+    Strong = Annotated[Claims, Depends(kit.require_acr("aal2", max_age=300))]
 
 
     @app.get("/me")
@@ -31,6 +33,7 @@ Without FastAPI::
 
     claims = await kit.verify(token)  # InvalidToken(reason) if it is not valid
     claims = kit.verifier.verify_cached(token)  # sync, from the cached keys only
+    check_authentication(claims, acr_values="aal2", max_age=300)  # InsufficientUserAuthentication
 
 The distribution `authsvc-kit` depends on PyJWT (with cryptography) and httpx;
 `authsvc_kit.fastapi` (and `AuthsvcKit.authenticated`) also on FastAPI, its `fastapi` extra.
@@ -39,10 +42,11 @@ tokens applies, the service's own included.
 """
 
 from authsvc_kit.claims import Claims
-from authsvc_kit.errors import AuthsvcUnavailable, InvalidToken
+from authsvc_kit.errors import AuthsvcUnavailable, InsufficientUserAuthentication, InvalidToken
 from authsvc_kit.introspection import Introspector
 from authsvc_kit.jwks import JWKSCache, VerificationKey
 from authsvc_kit.kit import AuthsvcKit, KitOptions
+from authsvc_kit.step_up import check_authentication
 from authsvc_kit.verifier import DEFAULT_ALGORITHMS, TokenVerifier
 
 __all__ = [
@@ -50,10 +54,12 @@ __all__ = [
     "AuthsvcKit",
     "AuthsvcUnavailable",
     "Claims",
+    "InsufficientUserAuthentication",
     "Introspector",
     "InvalidToken",
     "JWKSCache",
     "KitOptions",
     "TokenVerifier",
     "VerificationKey",
+    "check_authentication",
 ]

@@ -10,8 +10,8 @@ class Claims(Mapping[str, Any]):
     """The claims of a verified access token (or an introspection answer).
 
     A read-only view of the decoded JSON object; `to_dict()` copies it. The properties read
-    the registered claims authsvc sets (RFC 9068): `sub`, `scope`, `client_id`, `roles`,
-    `auth_time`.
+    the registered claims authsvc sets (RFC 9068): `sub`, `scope`, `client_id`, `roles`, and
+    how the user signed in: `auth_time`, `acr` and `amr` (RFC 9470, RFC 8176).
     """
 
     __slots__ = ("_claims",)
@@ -66,6 +66,23 @@ class Claims(Mapping[str, Any]):
         RFC 9470). A refresh keeps it; None for client tokens."""
         value = self._claims.get("auth_time")
         return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    @property
+    def acr(self) -> str | None:
+        """`acr`: the assurance level of the user's sign-in, `"aal1"` (a password or a
+        provider) or `"aal2"` (plus a second factor). A refresh never raises it; None for
+        client tokens."""
+        value = self._claims.get("acr")
+        return value if isinstance(value, str) else None
+
+    @property
+    def amr(self) -> tuple[str, ...]:
+        """`amr`: how the user signed in (RFC 8176 method names, e.g. `("pwd", "otp")`),
+        empty if absent (client tokens)."""
+        value = self._claims.get("amr")
+        if not isinstance(value, list):
+            return ()
+        return tuple(method for method in value if isinstance(method, str))
 
     def has_scopes(self, required: Iterable[str]) -> bool:
         """Whether every scope in `required` was granted."""

@@ -50,7 +50,8 @@ class Introspector:
         self, token: str, token_type_hint: str | None = ACCESS_TOKEN_HINT
     ) -> Claims:
         """authsvc's answer for an active token (`active`, `sub`, `client_id`, `scope`, `exp`,
-        `iat`, `iss`, `aud`, `token_type`, `username`, `email`, `roles`).
+        `iat`, `iss`, `aud`, `token_type`, `username`, `email`, `roles`, and for a user's
+        token how they signed in: `auth_time`, `acr`, `amr`).
 
         `InvalidToken("inactive")` if authsvc says the token is not active (expired, revoked,
         logged out, user deactivated, not its token), `InvalidToken("wrong_type")` for an

@@ -159,10 +159,20 @@ class AuthsvcKit:
         return await self.introspector.introspect(token)
 
     def authenticated(
-        self, scopes: Iterable[str] = (), *, check_revocation: bool = False
+        self,
+        scopes: Iterable[str] = (),
+        *,
+        acr_values: str | Iterable[str] = (),
+        max_age: int | None = None,
+        check_revocation: bool = False,
     ) -> Authenticated:
         """A FastAPI dependency (see `authsvc_kit.fastapi.Authenticated`) returning the
-        caller's claims; `check_revocation` also asks authsvc through introspection."""
+        caller's claims; `check_revocation` also asks authsvc through introspection.
+
+        Step-up (RFC 9470): `acr_values`, the sign-in's `acr` must be one of them; `max_age`,
+        the user must have signed in at most that many seconds ago (plus the verifier's
+        `leeway` for clock skew); else 401 `insufficient_user_authentication`.
+        """
         from authsvc_kit.fastapi import Authenticated
 
         if check_revocation and self.introspector is None:
@@ -170,7 +180,25 @@ class AuthsvcKit:
         return Authenticated(
             self.verifier,
             scopes=scopes,
+            acr_values=acr_values,
+            max_age=max_age,
             introspector=self.introspector if check_revocation else None,
+        )
+
+    def require_acr(
+        self,
+        *acr_values: str,
+        max_age: int | None = None,
+        scopes: Iterable[str] = (),
+        check_revocation: bool = False,
+    ) -> Authenticated:
+        """`authenticated(scopes, acr_values=acr_values, ...)`: a FastAPI dependency letting
+        through only users signed in at one of `acr_values` (`kit.require_acr("aal2")`: with
+        a second factor), and, with `max_age`, at most that many seconds ago."""
+        if not acr_values:
+            raise ValueError("require_acr needs at least one acr value, e.g. 'aal2'")
+        return self.authenticated(
+            scopes, acr_values=acr_values, max_age=max_age, check_revocation=check_revocation
         )
 
     async def aclose(self) -> None:
