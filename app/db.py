@@ -133,8 +133,12 @@ def asyncpg_connect_args(settings: Settings) -> dict[str, Any]:
     return arguments
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    """Build the async engine for `settings.database_url` (PostgreSQL/asyncpg or SQLite)."""
+def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
+    """Build the async engine for `settings.database_url` (PostgreSQL/asyncpg or SQLite).
+
+    `pool_size`: a pool of exactly that many connections (no overflow) instead of the
+    configured `AUTH_DB_POOL_SIZE` + `AUTH_DB_MAX_OVERFLOW`, for background work that must
+    neither take the requests' connections nor wait behind them."""
     statement_timeout = settings.db_statement_timeout_seconds
     if settings.is_sqlite:
         ensure_sqlite_directory(settings.database_url)
@@ -151,8 +155,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
     engine = create_async_engine(
         engine_url(settings.database_url),
         echo=settings.db_echo,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
+        pool_size=pool_size or settings.db_pool_size,
+        max_overflow=0 if pool_size else settings.db_max_overflow,
         pool_timeout=min(settings.db_pool_timeout_seconds, settings.db_command_timeout_seconds),
         connect_args=asyncpg_connect_args(settings),
     )

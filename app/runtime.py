@@ -136,6 +136,10 @@ async def open_runtime(
         )
         built.push_async_callback(oauth_http.aclose)
         session_factory = create_session_factory(engine)
+        # The outbox's dispatcher has a connection of its own: a flood of requests holding the
+        # pool does not stall mail, and delivering mail never takes a request's connection.
+        dispatcher_engine = create_engine(settings, pool_size=1)
+        built.push_async_callback(dispatcher_engine.dispose)
         signing_keys = SigningKeys(settings, session_factory)
         built.push_async_callback(signing_keys.close)
         metrics = metrics if metrics is not None else AuthMetrics()
@@ -154,7 +158,7 @@ async def open_runtime(
             outbox_doorbell=doorbell,
             outbox_dispatcher=OutboxDispatcher(
                 settings=settings,
-                session_factory=session_factory,
+                session_factory=create_session_factory(dispatcher_engine),
                 encryptor=load_data_encryptor,
                 sender=build_email_sender(settings),
                 metrics=metrics,
