@@ -201,7 +201,6 @@ class OutboxMessageRepository(BaseRepository[OutboxMessage]):
             )
         return len(ids)
 
-
     async def lock_payloads_after(
         self, after: uuid.UUID | None, limit: int
     ) -> list[tuple[uuid.UUID, bytes]]:
