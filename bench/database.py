@@ -24,6 +24,37 @@ SELECT gen_random_uuid(), 'user' || n || '@' || $4::text, $3, true, true, false,
 FROM generate_series($1::int, $2::int) AS n
 """
 
+# Two-step sign-in for seeded users: a confirmed authenticator (one encrypted secret shared by
+# all, like the password hash) and `mfa_enabled`.
+_SEED_TOTP_FACTORS = """
+WITH chosen AS (
+    UPDATE users SET mfa_enabled = true
+    WHERE email IN (
+        SELECT 'user' || n || '@' || $4::text FROM generate_series($1::int, $2::int) AS n
+    )
+    RETURNING id
+)
+INSERT INTO totp_factors (id, user_id, encrypted_secret, confirmed_at, created_at)
+SELECT gen_random_uuid(), id, $3, now(), now() FROM chosen
+"""
+
+# A sign-in waiting for its second step, as a right password leaves it, for each seeded user:
+# its `mfa_token` is `mfa_token_of(n)`, stored as the service stores it (SHA-256 hex).
+_SEED_MFA_CHALLENGES = """
+INSERT INTO mfa_challenges (id, token_hash, user_id, client_id, scope, first_factor,
+                            token_version, failed_attempts, expires_at, created_at)
+SELECT gen_random_uuid(), encode(sha256(convert_to($5::text || n, 'UTF8')), 'hex'), u.id, $3,
+       '', 'pwd', u.token_version, 0, now() + make_interval(secs => $4::int), now()
+FROM generate_series($1::int, $2::int) AS n
+JOIN users AS u ON u.email = 'user' || n || '@' || $6::text
+"""
+MFA_TOKEN_PREFIX = "bench-mfa-token-"
+
+
+def mfa_token_of(number: int) -> str:
+    """The `mfa_token` of seeded user `number`'s seeded challenge."""
+    return f"{MFA_TOKEN_PREFIX}{number}"
+
 
 def email_of(number: int) -> str:
     """The sign-in name of seeded user `number`."""
@@ -84,6 +115,38 @@ class BenchDatabase:
         finally:
             await connection.close()
         return perf_counter() - started
+
+    async def seed_totp_factors(self, first: int, last: int, encrypted_secret: str) -> None:
+        """Turn two-step sign-in on for users `first..last`, all with one authenticator secret
+        (`encrypted_secret`: its Fernet ciphertext under the service's data key)."""
+        connection = await asyncpg.connect(self.dsn)
+        try:
+            await connection.execute("SET synchronous_commit = off")
+            await connection.execute(
+                _SEED_TOTP_FACTORS, first, last, encrypted_secret, EMAIL_DOMAIN
+            )
+        finally:
+            await connection.close()
+
+    async def seed_mfa_challenges(
+        self, first: int, last: int, client_id: str, ttl_seconds: int
+    ) -> None:
+        """An open challenge (`mfa_token_of(n)`, for `client_id`, valid `ttl_seconds`) for each
+        of users `first..last`, as their right password would have left it."""
+        connection = await asyncpg.connect(self.dsn)
+        try:
+            await connection.execute("SET synchronous_commit = off")
+            await connection.execute(
+                _SEED_MFA_CHALLENGES,
+                first,
+                last,
+                client_id,
+                ttl_seconds,
+                MFA_TOKEN_PREFIX,
+                EMAIL_DOMAIN,
+            )
+        finally:
+            await connection.close()
 
     async def settle(self) -> None:
         """VACUUM ANALYZE and CHECKPOINT after seeding, so that neither autovacuum nor the

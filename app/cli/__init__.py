@@ -7,7 +7,7 @@ One module per command group; this one lists them, in the order `authsvc --help`
 - `database`: `migrate`, `wait-for-db`.
 - `users`: `create-superuser`, `users list`.
 - `service_clients`: `create-client`.
-- `keys`: `keys generate|rotate|retire|list|import|audit-key`.
+- `keys`: `keys generate|rotate|retire|list|import|audit-key|reencrypt-data`.
 
 `use_cases` runs a service's use case over the database as the operator (what the `users`
 and `service_clients` commands do); `common` reads the settings and ends a command with an

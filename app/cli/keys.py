@@ -1,6 +1,7 @@
 """`authsvc keys`: the signing key ring of access tokens, in the store `AUTH_KEY_STORE` names
 (the directory `AUTH_KEYS_DIR` or the database), its lifecycle (staged -> active -> retired),
-the copy of a key directory into the database, and the audit HMAC key."""
+the copy of a key directory into the database, the audit HMAC key, and re-encrypting the data
+secrets after a change of AUTH_DATA_ENCRYPTION_KEY."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ T = TypeVar("T")
 keys_cli = typer.Typer(
     name="keys",
     help="The signing key ring of access tokens (AUTH_KEY_STORE: AUTH_KEYS_DIR or the "
-    "database) and the audit HMAC key.",
+    "database), the audit HMAC key, and re-encrypting data under AUTH_DATA_ENCRYPTION_KEY.",
     no_args_is_help=True,
 )
 
@@ -305,3 +306,42 @@ def keys_audit_key() -> None:
     typer.echo(f"{'created' if created else 'kept'} the audit HMAC key {path}")
     if settings.audit_hmac_key is not None:
         typer.echo("note: AUTH_AUDIT_HMAC_KEY is set; the service uses it, not this file", err=True)
+
+
+@keys_cli.command("reencrypt-data")
+def keys_reencrypt_data(
+    batch_size: int = typer.Option(
+        500, "--batch-size", min=1, max=10_000, help="Rows rewritten per transaction."
+    ),
+) -> None:
+    """Re-encrypt every TOTP secret and queued mail under the first key of
+    AUTH_DATA_ENCRYPTION_KEY. Rotate that key by listing the new one first (`new,old`) on
+    every replica, running this, then dropping the old one. Safe while the service runs;
+    running it again changes nothing."""
+    from app.cli.use_cases import run_use_case
+    from app.security.keys.errors import KeyConfigurationError
+    from app.services.operations.data_encryption import DataReencryption, Reencryption
+
+    settings = load_settings()
+
+    async def use_case(session: AsyncSession, context: ServiceContext) -> list[Reencryption]:
+        return await DataReencryption(session, context).reencrypt_all(batch_size)
+
+    try:
+        outcomes = run_use_case(settings, use_case)
+    except KeyConfigurationError as exc:
+        fail(str(exc), 1)
+    for outcome in outcomes:
+        typer.echo(
+            f"{outcome.what}: {outcome.reencrypted} re-encrypted, {outcome.current} already "
+            f"under the first key, {outcome.undecryptable} under none of the keys"
+        )
+    unreadable = [outcome for outcome in outcomes if outcome.undecryptable]
+    if unreadable:
+        counts = ", ".join(f"{outcome.undecryptable} {outcome.what}" for outcome in unreadable)
+        fail(
+            f"{counts} could not be decrypted with any key of AUTH_DATA_ENCRYPTION_KEY and were "
+            "left as they are; keep the key that encrypted them in the list",
+            1,
+        )
+    typer.echo("every row is under the first key of AUTH_DATA_ENCRYPTION_KEY; the others can go")

@@ -63,7 +63,9 @@ class Encryptor:
     def __init__(self, keys: list[bytes]) -> None:
         if not keys:
             raise ValueError("at least one key is needed")
-        self._fernet = MultiFernet([Fernet(key) for key in keys])
+        fernets = [Fernet(key) for key in keys]
+        self._first = fernets[0]
+        self._fernet = MultiFernet(fernets)
 
     def encrypt(self, plaintext: bytes) -> bytes:
         return self._fernet.encrypt(plaintext)
@@ -80,6 +82,16 @@ class Encryptor:
             return self._fernet.rotate(ciphertext)
         except InvalidToken:
             raise DecryptionFailed from None
+
+    def reencrypt(self, ciphertext: bytes) -> bytes | None:
+        """`ciphertext` re-encrypted under the first key, or None when the first key already
+        decrypts it (nothing to do, so running a re-encryption again changes nothing);
+        `DecryptionFailed` when no key does."""
+        try:
+            self._first.decrypt(ciphertext)
+        except InvalidToken:
+            return self.rotate(ciphertext)
+        return None
 
 
 def parse_keys(text: str, name: str) -> list[bytes]:

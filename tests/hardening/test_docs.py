@@ -7,7 +7,10 @@ import base64
 import re
 
 import httpx
+import jsonschema_rs
+import jwt
 import pytest
+from schemathesis.specs.openapi.definitions import OPENAPI_31
 
 from app.config import Settings
 from tests.hardening.test_production_settings import production
@@ -79,6 +82,33 @@ async def test_swagger_ui_authorize_signs_in_as_the_first_party_client(
     assert response.status_code == 200, response.text
     token = response.json()["access_token"]
     assert (await client.get("/users/me", headers=bearer(token))).status_code == 200
+    # A user without two-step sign-in signs in in one step, with the password alone.
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert (claims["acr"], claims["amr"]) == ("aal1", ["pwd"])
+
+
+async def test_the_schema_is_valid_openapi_and_documents_the_second_sign_in_step(
+    client: httpx.AsyncClient,
+) -> None:
+    """What Swagger UI and the fuzz run read: a valid OpenAPI 3.1 document (formats are
+    annotations, as in JSON Schema 2020-12: `tokenUrl` is the relative `/auth/token`, which
+    OpenAPI allows and Swagger UI resolves), with the MFA grant's fields and the 403
+    `mfa_required` body on the token endpoint."""
+    schema = (await client.get("/openapi.json")).json()
+
+    meta_schema = jsonschema_rs.Draft202012Validator(OPENAPI_31, validate_formats=False)
+    errors = [error.message for error in meta_schema.iter_errors(schema)]
+    assert errors == []
+    token = schema["paths"]["/auth/token"]["post"]
+    form = token["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+    fields = schema["components"]["schemas"][form["$ref"].rsplit("/", 1)[1]]["properties"]
+    assert {"grant_type", "username", "password", "mfa_token", "otp", "recovery_code"} <= set(
+        fields
+    )
+    forbidden = token["responses"]["403"]["content"]["application/json"]["schema"]["anyOf"]
+    assert {"$ref": "#/components/schemas/MfaRequiredBody"} in forbidden
+    mfa_required = schema["components"]["schemas"]["MfaRequiredBody"]
+    assert {"error", "mfa_token", "expires_in"} <= set(mfa_required["required"])
 
 
 class TestDocsOff:

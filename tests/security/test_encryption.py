@@ -53,6 +53,19 @@ def test_a_key_list_rotates_first_encrypts_all_decrypt() -> None:
         Encryptor([old]).decrypt(rotated.encrypt(b"new"))
 
 
+def test_reencrypt_rewrites_only_what_the_first_key_cannot_read() -> None:
+    old, new, unknown = Fernet.generate_key(), Fernet.generate_key(), Fernet.generate_key()
+    rotated = Encryptor([new, old])
+
+    resealed = rotated.reencrypt(Encryptor([old]).encrypt(b"kept"))
+
+    assert resealed is not None
+    assert Encryptor([new]).decrypt(resealed) == b"kept"
+    assert rotated.reencrypt(resealed) is None  # already under the first key: nothing to do
+    with pytest.raises(DecryptionFailed):
+        rotated.reencrypt(Encryptor([unknown]).encrypt(b"lost"))
+
+
 def test_configured_keys_are_a_comma_separated_list(tmp_path: Path) -> None:
     old, new = Fernet.generate_key(), Fernet.generate_key()
     settings = settings_with(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
@@ -34,6 +34,27 @@ class TotpFactorRepository(BaseRepository[TotpFactor]):
         """Remove the user's factor, pending or confirmed; True when there was one."""
         statement = delete(TotpFactor).where(TotpFactor.user_id == user_id)
         return bool(await self._returning_ids(statement))
+
+    async def lock_secrets_after(
+        self, after: uuid.UUID | None, limit: int
+    ) -> list[tuple[uuid.UUID, str]]:
+        """Up to `limit` factors' ids and encrypted secrets, in id order after `after` (keyset
+        batches), their rows locked until the transaction ends: a code checked meanwhile
+        waits, and never sees a secret half replaced."""
+        await self._serialize_writers_on_sqlite()
+        statement = select(TotpFactor.id, TotpFactor.encrypted_secret).order_by(TotpFactor.id)
+        if after is not None:
+            statement = statement.where(TotpFactor.id > after)
+        rows = await self.session.execute(statement.limit(limit).with_for_update())
+        return [(row.id, row.encrypted_secret) for row in rows]
+
+    async def replace_secrets(self, secrets: Mapping[uuid.UUID, str]) -> None:
+        """Store new encrypted secrets by factor id (one statement, run for every row)."""
+        if secrets:
+            await self.session.execute(
+                update(TotpFactor),
+                [{"id": key, "encrypted_secret": value} for key, value in secrets.items()],
+            )
 
 
 class RecoveryCodeRepository(BaseRepository[RecoveryCode]):

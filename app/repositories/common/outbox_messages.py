@@ -8,7 +8,7 @@ process) ignores the clause and serializes claims on its writer lock.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -200,6 +200,27 @@ class OutboxMessageRepository(BaseRepository[OutboxMessage]):
                 .execution_options(synchronize_session=False)
             )
         return len(ids)
+
+    async def lock_payloads_after(
+        self, after: uuid.UUID | None, limit: int
+    ) -> list[tuple[uuid.UUID, bytes]]:
+        """Up to `limit` messages' ids and encrypted payloads, delivered or not, in id order
+        after `after` (keyset batches), their rows locked until the transaction ends (a
+        dispatcher's claim skips them meanwhile and takes them afterwards)."""
+        await self._serialize_writers_on_sqlite()
+        statement = select(OutboxMessage.id, OutboxMessage.payload).order_by(OutboxMessage.id)
+        if after is not None:
+            statement = statement.where(OutboxMessage.id > after)
+        rows = await self.session.execute(statement.limit(limit).with_for_update())
+        return [(row.id, row.payload) for row in rows]
+
+    async def replace_payloads(self, payloads: Mapping[uuid.UUID, bytes]) -> None:
+        """Store new encrypted payloads by message id (one statement, run for every row)."""
+        if payloads:
+            await self.session.execute(
+                update(OutboxMessage),
+                [{"id": key, "payload": value} for key, value in payloads.items()],
+            )
 
 
 def _aware(value: datetime | str | None) -> datetime | None:
