@@ -7,7 +7,13 @@ from collections import Counter
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from app.errors import DomainError, InvalidCredentials, PermissionDenied, RateLimited
+from app.errors import (
+    DomainError,
+    InvalidCredentials,
+    PermissionDenied,
+    RateLimited,
+    ServiceUnavailable,
+)
 from app.services.tokens.client_authentication import InvalidClient, UnauthorizedClient
 from app.services.tokens.mfa_challenges import MfaRequired
 from app.services.tokens.sign_in_sessions import InvalidGrant
@@ -54,6 +60,13 @@ def oauth_error_from(error: DomainError) -> JSONResponse:
             "temporarily_unavailable",
             error.detail,
             status=429,
+            headers={"Retry-After": str(error.retry_after_seconds)},
+        )
+    if isinstance(error, ServiceUnavailable):
+        return oauth_error(
+            "temporarily_unavailable",
+            error.detail,
+            status=503,
             headers={"Retry-After": str(error.retry_after_seconds)},
         )
     if isinstance(error, InvalidClient):

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import httpx
 import jwt
 import pytest
+from cryptography.fernet import Fernet
+from fastapi import FastAPI
+
+from app.runtime import install_runtime, runtime_of
+from app.security.encryption import Encryptor
 
 from tests.support.flows import bearer, password_grant, refresh, register_and_sign_in
 from tests.support.mfa import enrol_totp, mfa_grant, mfa_token_for, sign_in_with_totp
@@ -371,3 +377,24 @@ async def test_a_step_up_goes_stale_after_max_age(
 
     assert stale.status_code == 401
     assert 'acr_values="aal2"' in stale.headers["www-authenticate"]
+
+
+async def test_an_unreadable_authenticator_secret_is_503_and_recovery_codes_still_work(
+    app: FastAPI, client: httpx.AsyncClient, clock: FrozenClock
+) -> None:
+    tokens = await register_and_sign_in(client)
+    enrolled = await enrol_totp(client, tokens["access_token"], at=clock.now)
+    clock.advance(seconds=30)
+    # The operator dropped the key the secret was made under (before re-encrypting).
+    other_key = Encryptor([Fernet.generate_key()])
+    install_runtime(app, replace(runtime_of(app), load_data_encryptor=lambda: other_key))
+
+    by_code = await mfa_grant(client, await mfa_token_for(client), otp=enrolled.code(clock.now))
+    by_recovery_code = await mfa_grant(
+        client, await mfa_token_for(client), recovery_code=enrolled.recovery_codes[0]
+    )
+
+    assert by_code.status_code == 503
+    assert by_code.json()["error"] == "temporarily_unavailable"
+    assert int(by_code.headers["retry-after"]) > 0
+    assert by_recovery_code.status_code == 200

@@ -7,6 +7,7 @@ accepted once however many requests present it at the same moment.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,9 +15,10 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import ServiceUnavailable
 from app.models import TotpFactor
 from app.repositories import RecoveryCodeRepository, TotpFactorRepository
-from app.security.encryption import Encryptor
+from app.security.encryption import DecryptionFailed, Encryptor
 from app.security.second_factors import (
     matching_totp_step,
     new_recovery_codes,
@@ -24,6 +26,18 @@ from app.security.second_factors import (
     recovery_code_digest,
     recovery_code_digests,
 )
+
+logger = logging.getLogger(__name__)
+
+
+class AuthenticatorUnreadable(ServiceUnavailable):
+    """The stored TOTP secret is under none of the configured data encryption keys (a key
+    dropped before `authsvc keys reencrypt-data` ran): an operator's fault, not the user's."""
+
+    default_detail = (
+        "Codes from the authenticator app cannot be checked right now; use a recovery code, "
+        "or try again later."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +79,15 @@ class SecondFactors:
         """Whether `code` is the factor's code for now (one step either side), never used
         before; if so, remember its step so it is not accepted again. `factor` must be locked
         (`locked_factor`)."""
-        secret = self._encryptor().decrypt(factor.encrypted_secret.encode()).decode()
+        try:
+            secret = self._encryptor().decrypt(factor.encrypted_secret.encode()).decode()
+        except DecryptionFailed:
+            logger.error(
+                "the TOTP secret of user %s is under no key of AUTH_DATA_ENCRYPTION_KEY; "
+                "put the key it was made with back in the list",
+                factor.user_id,
+            )
+            raise AuthenticatorUnreadable(retry_after_seconds=60) from None
         step = matching_totp_step(secret, code, now, after_step=factor.last_used_step)
         if step is None:
             return False
