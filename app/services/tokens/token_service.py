@@ -121,11 +121,14 @@ class TokenService(Service):
         except BaseException:
             await attempt.release()  # a fault, not a failed guess
             raise
-        # The password was right: its slots are given back whether or not a second factor
-        # follows (wrong codes draw on the same budgets on their own).
-        await self.sign_in_limits.succeeded(attempt, account, caller.ip)
         if isinstance(issued, PendingSecondFactor):
+            # The password was right: its slots are given back. The address's failure count
+            # stays until the second factor is passed too: the wrong codes in it were guessed
+            # by someone who knows the password, and a right password clearing them would
+            # let guesses interleaved with password grants run on without limit.
+            await attempt.release()
             raise MfaRequired(issued.mfa_token, self.challenges.ttl_seconds)
+        await self.sign_in_limits.succeeded(attempt, account, caller.ip)
         current_metrics().login_ok()
         current_metrics().token_issued("password")
         return self.issuer.for_session(issued)
