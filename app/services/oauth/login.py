@@ -291,7 +291,6 @@ class OAuthLoginService(Service):
                 if not user.is_active:
                     raise SignInDisabled
                 now = self.clock()
-                user.last_login_at = now
                 outcome: IssuedSession | str
                 if user.mfa_enabled:
                     # A provider is a first factor like a password: the second still applies.
@@ -303,6 +302,7 @@ class OAuthLoginService(Service):
                         now=now,
                     )
                 else:
+                    user.last_login_at = now
                     outcome = await self.sessions.start(
                         user,
                         caller,
@@ -359,6 +359,7 @@ class OAuthLoginService(Service):
         the owner takes it over clean, without the squatter's password, sessions or links.
         """
         defended = not user.is_verified
+        second_factor_removed = False
         if defended:
             await self.accounts.delete_many(
                 [link.id for link in await self.accounts.list_for_user(user.id)]
@@ -371,8 +372,8 @@ class OAuthLoginService(Service):
             user.is_verified = True
             user.token_version += 1
             # A second factor on an account nobody verified is the squatter's, not the owner's.
-            if await self.second_factors.remove_all(user.id):
-                user.mfa_enabled = False
+            second_factor_removed = await self.second_factors.remove_all(user.id)
+            user.mfa_enabled = False
             await self.sessions.end_all(user.id, self.clock(), "oauth_link_unverified_account")
         await self.audit.record(
             AuditEventType.oauth_linked,
@@ -381,6 +382,7 @@ class OAuthLoginService(Service):
             actor_id=user.id,
             provider=identity.provider,
             password_removed=defended,
+            second_factor_removed=second_factor_removed,
         )
 
     async def _link(
