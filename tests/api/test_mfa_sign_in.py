@@ -13,7 +13,6 @@ from fastapi import FastAPI
 
 from app.runtime import install_runtime, runtime_of
 from app.security.encryption import Encryptor
-
 from tests.support.flows import bearer, password_grant, refresh, register_and_sign_in
 from tests.support.mfa import enrol_totp, mfa_grant, mfa_token_for, sign_in_with_totp
 from tests.support.state import FrozenClock
