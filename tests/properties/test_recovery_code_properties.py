@@ -148,6 +148,12 @@ async def ada(client: httpx.AsyncClient) -> uuid.UUID:
     return uuid.UUID((await register(client))["id"])
 
 
+@pytest.fixture
+async def grace(client: httpx.AsyncClient) -> uuid.UUID:
+    """Another account's id."""
+    return uuid.UUID((await register(client, "grace@example.com"))["id"])
+
+
 @asynccontextmanager
 async def second_factors(app: FastAPI) -> AsyncIterator[SecondFactors]:
     """`SecondFactors` in a unit of work of its own, as a use case runs it."""
@@ -171,10 +177,10 @@ async def unused(app: FastAPI, user: uuid.UUID) -> int:
         return await factors.unused_recovery_codes(user)
 
 
-# One attempt: whose code (the current set's, a voided set's, or one never issued), which of
-# the ten, and how it is spelled.
+# One attempt: whose code (Ada's current set's, her voided set's, one never issued, or one of
+# Grace's), which of the ten, and how it is spelled.
 attempts = st.tuples(
-    st.sampled_from(["current", "voided", "never issued"]),
+    st.sampled_from(["current", "voided", "never issued", "grace's"]),
     st.integers(0, 9),
     st.sampled_from(["as shown", "upper case", "no hyphens", "spaces"]),
 )
@@ -194,11 +200,16 @@ def spelled(code: str, spelling: str) -> str:
     tries=st.lists(attempts, max_size=15), never_issued=st.lists(codes, min_size=10, max_size=10)
 )
 async def test_each_code_of_the_current_set_is_spent_once_and_no_other_code_ever(
-    app: FastAPI, ada: uuid.UUID, tries: list[tuple[str, int, str]], never_issued: list[str]
+    app: FastAPI,
+    ada: uuid.UUID,
+    grace: uuid.UUID,
+    tries: list[tuple[str, int, str]],
+    never_issued: list[str],
 ) -> None:
     voided = await new_set(app, ada)
     current = await new_set(app, ada)  # voids the first set
-    sets = {"current": current, "voided": voided, "never issued": never_issued}
+    graces = await new_set(app, grace)
+    sets = {"current": current, "voided": voided, "never issued": never_issued, "grace's": graces}
     spent: set[int] = set()
 
     for source, index, spelling in tries:
@@ -209,6 +220,7 @@ async def test_each_code_of_the_current_set_is_spent_once_and_no_other_code_ever
             spent.add(index)
 
     assert await unused(app, ada) == 10 - len(spent)
+    assert await unused(app, grace) == 10
 
 
 async def test_a_code_presented_many_times_at_once_is_spent_once(

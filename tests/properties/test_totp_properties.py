@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from app.security.second_factors import matching_totp_step, totp_code, totp_step
@@ -78,6 +78,8 @@ def allowed_steps(secret: str, code: str, now: datetime, after_step: int | None)
     }
 
 
+# The RFC 6238 test secret (appendix B, SHA-1), base32.
+RFC_6238_SECRET: Final = base64.b32encode(b"12345678901234567890").decode()
 # RFC 6238 appendix B, SHA-1: the time, and the last six digits of the 8-digit code.
 RFC_6238_VECTORS = [
     (59, "287082"),
@@ -91,11 +93,28 @@ RFC_6238_VECTORS = [
 
 @pytest.mark.parametrize(("unix_time", "code"), RFC_6238_VECTORS)
 def test_codes_match_the_rfc_6238_test_vectors(unix_time: int, code: str) -> None:
-    secret = base64.b32encode(b"12345678901234567890").decode()
     now = datetime.fromtimestamp(unix_time, UTC)
 
-    assert totp_code(secret, totp_step(now)) == code
-    assert matching_totp_step(secret, code, now) == unix_time // STEP
+    assert totp_code(RFC_6238_SECRET, totp_step(now)) == code
+    assert matching_totp_step(RFC_6238_SECRET, code, now) == unix_time // STEP
+
+
+# Steps with the same code under the RFC 6238 secret, found by scanning (one pair in a
+# million): next to each other, and two apart.
+COLLISIONS = [(56188870, 56188871), (56295193, 56295195)]
+
+
+@pytest.mark.parametrize(("earlier", "later"), COLLISIONS)
+def test_a_code_two_steps_share_stays_good_for_the_later_step_once_the_earlier_was_used(
+    earlier: int, later: int
+) -> None:
+    code = reference_code(RFC_6238_SECRET, earlier)
+    assert reference_code(RFC_6238_SECRET, later) == code
+    now = datetime.fromtimestamp((earlier + later) // 2 * STEP, UTC)  # both in the window
+
+    assert matching_totp_step(RFC_6238_SECRET, code, now) in {earlier, later}
+    assert matching_totp_step(RFC_6238_SECRET, code, now, after_step=earlier) == later
+    assert matching_totp_step(RFC_6238_SECRET, code, now, after_step=later) is None
 
 
 @PROPERTY_SETTINGS
@@ -129,6 +148,30 @@ def test_a_code_is_accepted_exactly_when_an_allowed_step_has_it(
     found = matching_totp_step(secret, code, now, after_step=after_step)
 
     allowed = allowed_steps(secret, code, now, after_step)
+    if allowed:
+        assert found in allowed
+    else:
+        assert found is None
+
+
+@PROPERTY_SETTINGS
+@given(
+    secret=secrets,
+    now=moments,
+    offset=st.integers(-WINDOW, WINDOW),
+    position=st.integers(0, 5),
+    digit=st.sampled_from(string.digits),
+)
+def test_a_code_one_digit_off_is_refused_unless_an_allowed_step_has_it(
+    secret: str, now: datetime, offset: int, position: int, digit: str
+) -> None:
+    code = reference_code(secret, current_step(now) + offset)
+    assume(digit != code[position])
+    miss = code[:position] + digit + code[position + 1 :]
+
+    found = matching_totp_step(secret, miss, now)
+
+    allowed = allowed_steps(secret, miss, now, None)
     if allowed:
         assert found in allowed
     else:
