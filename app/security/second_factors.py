@@ -75,8 +75,11 @@ def new_recovery_codes(count: int = RECOVERY_CODE_COUNT) -> list[str]:
 
 
 def normalize_recovery_code(code: str) -> str:
-    """What a typed recovery code is compared as: case, spaces and hyphens do not matter."""
-    return "".join(character for character in code.lower() if character not in " -\t")
+    """What a typed recovery code is compared as: case, whitespace (a pasted newline, a
+    non-breaking space) and hyphens do not matter, as for TOTP codes."""
+    return "".join(
+        character for character in code.lower() if not character.isspace() and character != "-"
+    )
 
 
 def recovery_code_digest(code: str) -> str:

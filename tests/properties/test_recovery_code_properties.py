@@ -36,7 +36,7 @@ ALPHABET: Final = "abcdefghijklmnopqrstuvwxyz234567"  # RFC 4648 base32, in lowe
 SHOWN: Final = re.compile(r"[a-z2-7]{4}(?:-[a-z2-7]{4}){3}")
 HEX_SHA256: Final = re.compile(r"[0-9a-f]{64}")
 SETS: Final = 500
-SEPARATORS: Final = [" ", "-", "\t"]
+SEPARATORS: Final = [" ", "-", "\t", "\n", "\u00a0"]
 
 # Codes as the service shows them (drawn here, so that examples are reproducible).
 codes = st.lists(st.sampled_from(ALPHABET), min_size=16, max_size=16).map(

@@ -126,5 +126,6 @@ async def reset_mfa(
     user_id: uuid.UUID, actor: UsersWriter, service: UserAdminDep, caller: CallerDep
 ) -> None:
     """Turn the user's two-step sign-in off (authenticator and recovery codes), for a user who
-    lost both; audited, and the owner is mailed. 404 when the user has none."""
+    lost both; audited, and the owner is mailed (when it was on). A pending enrolment is
+    dropped too. 404 when the user has neither."""
     await service.reset_mfa(actor, user_id, caller=caller)
