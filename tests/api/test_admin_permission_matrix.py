@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.main import create_app
 from tests.support.admins import admin_headers
 from tests.support.databases import make_settings
-from tests.support.flows import assert_problem, bearer, register, register_and_sign_in
+from tests.support.flows import assert_problem, bearer, register, register_and_sign_in, sign_in
 
 Sessions = async_sessionmaker[AsyncSession]
 Headers = dict[str, str]
@@ -51,6 +51,7 @@ ROUTES = [
     AdminRoute("DELETE", "/admin/users/{user_id}", None, "users:write", 204),
     AdminRoute("PUT", "/admin/users/{user_id}/roles", {"roles": []}, "users:write", 200),
     AdminRoute("DELETE", "/admin/users/{user_id}/sessions", None, "users:write", 204),
+    AdminRoute("DELETE", "/admin/users/{user_id}/mfa", None, "users:write", 204),
     AdminRoute("GET", "/admin/roles", None, "roles:read", 200),
     AdminRoute("POST", "/admin/roles", {"name": "new-role"}, "roles:write", 201),
     AdminRoute("GET", "/admin/roles/{name}", None, "roles:read", 200),
@@ -121,6 +122,10 @@ async def existing(client: httpx.AsyncClient, root: Headers) -> dict[str, str]:
     """One of each thing an admin route acts on, made by the superuser `root`; the values of
     the path parameters that name them."""
     user = await register(client, "target@example.com")
+    # An authenticator waiting for confirmation: something for the MFA reset to remove.
+    target = await sign_in(client, "target@example.com")
+    enrolment = await client.post("/users/me/mfa/totp", headers=bearer(target["access_token"]))
+    assert enrolment.status_code == 201, enrolment.text
     role = await client.post("/admin/roles", json={"name": "editors"}, headers=root)
     assert role.status_code == 201, role.text
     permission = await client.post(

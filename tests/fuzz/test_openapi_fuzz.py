@@ -70,6 +70,12 @@ NEED_A_SECRET = {
     "GET /auth/oauth/{provider}/authorize",
     "GET /auth/oauth/{provider}/callback",
     "DELETE /users/me/oauth-accounts/{link_id}",
+    # The code of an authenticator only the enrolling user has.
+    "POST /users/me/mfa/totp/confirm",
+    # A step-up: a sign-in with a confirmed second factor.
+    "POST /users/me/mfa/recovery-codes",
+    # A user with a second factor, which needs such a code first.
+    "DELETE /admin/users/{user_id}/mfa",
 }
 
 
