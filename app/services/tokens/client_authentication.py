@@ -55,8 +55,15 @@ class IdentifiedClient:
 
     client_id: str
     is_public: bool
-    grant_types: frozenset[str] = CONFIGURED_PUBLIC_GRANTS
-    is_first_party: bool = True
+    grant_types: frozenset[str]
+    is_first_party: bool
+
+    @classmethod
+    def configured(cls, client_id: str) -> IdentifiedClient:
+        """One of the public first-party clients of AUTH_PUBLIC_CLIENTS."""
+        return cls(
+            client_id, is_public=True, grant_types=CONFIGURED_PUBLIC_GRANTS, is_first_party=True
+        )
 
     def may_use(self, grant_type: GrantType) -> bool:
         return grant_type in self.grant_types
@@ -69,8 +76,8 @@ class AuthenticatedClient:
     client_id: str
     scopes: list[str]
     audiences: list[str]
-    grant_types: frozenset[str] = frozenset()
-    is_first_party: bool = False
+    grant_types: frozenset[str]
+    is_first_party: bool
 
     def may_use(self, grant_type: GrantType) -> bool:
         return grant_type in self.grant_types
@@ -192,7 +199,7 @@ class ClientAuthenticator:
                 is_first_party=authenticated.is_first_party,
             )
         if claimed.client_id is None:
-            return IdentifiedClient(settings.first_party_client_id, is_public=True)
+            return IdentifiedClient.configured(settings.first_party_client_id)
         public = await self._public_client(claimed.client_id, settings)
         if public is not None:
             return public
@@ -204,7 +211,7 @@ class ClientAuthenticator:
         """The public client `client_id` names, if it is one: configured in
         AUTH_PUBLIC_CLIENTS, or registered without a secret and active."""
         if client_id in settings.public_clients:
-            return IdentifiedClient(client_id, is_public=True)
+            return IdentifiedClient.configured(client_id)
         if len(client_id) > CLIENT_ID_MAX_LENGTH:
             return None
         found = await stored_client_credentials(await self.session.connection(), client_id)
