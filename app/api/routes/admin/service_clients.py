@@ -13,8 +13,11 @@ from app.api.problem_docs import problem_responses
 from app.schemas.admin.service_clients import ClientCreate, ClientCreated, ClientRead, ClientUpdate
 from app.schemas.pagination import DEFAULT_LIMIT, Cursor, Limit, PageOut
 
+# 413: two lists of 20 redirect URIs of 2,000 characters can outgrow AUTH_MAX_BODY_BYTES.
 router = APIRouter(
-    prefix="/admin", tags=["admin"], responses=problem_responses(400, 401, 403, 404, 409, 422, 503)
+    prefix="/admin",
+    tags=["admin"],
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
 
 
