@@ -175,6 +175,11 @@ REFUSALS: list[tuple[dict[str, Any], str]] = [
         ]
     ),
     ({"redirect_uris": ["https://ok.example/cb", "http://evil.example/"]}, "#/redirect_uris/1"),
+    # The pointer counts as sent, repeats included.
+    (
+        {"redirect_uris": ["https://ok.example/cb", "https://ok.example/cb", "http://evil/"]},
+        "#/redirect_uris/2",
+    ),
     ({"post_logout_redirect_uris": ["https://a.example/#x"]}, "#/post_logout_redirect_uris/0"),
     ({"redirect_uris": [f"https://a.example/{n}" for n in range(21)]}, "#/redirect_uris"),
     (

@@ -192,7 +192,7 @@ def _grant_types(values: Iterable[str]) -> list[str]:
                 f"grant_types: unknown grant type {value[:100]!r}; one of {', '.join(GrantType)}.",
             )
         if value not in grants:
-            grants.append(value)
+            grants.append(GrantType(value).value)
     return grants
 
 
@@ -207,7 +207,7 @@ def _auth_method(value: str) -> TokenEndpointAuthMethod:
 
 
 def _uris(field: str, values: Iterable[str], *, check: bool) -> list[str]:
-    uris = list(dict.fromkeys(values))
+    uris = list(values)
     if len(uris) > URIS_MAX_COUNT:
         raise InvalidField(field, f"{field}: at most {URIS_MAX_COUNT} URIs.")
     if check:
@@ -215,7 +215,7 @@ def _uris(field: str, values: Iterable[str], *, check: bool) -> list[str]:
             problem = redirect_uri_problem(uri)
             if problem is not None:
                 raise InvalidField(f"{field}/{index}", f"{field}: {uri[:100]!r} {problem}.")
-    return uris
+    return list(dict.fromkeys(uris))
 
 
 def redirect_uri_problem(uri: str) -> str | None:
