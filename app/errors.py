@@ -47,6 +47,18 @@ class Unprocessable(DomainError):
     default_detail = "The request refers to something that does not exist."
 
 
+class InvalidField(Unprocessable):
+    """A field's value breaks a rule (422, the field named like a request validation error).
+
+    `field` is a JSON Pointer into the request body without its leading slash
+    (`redirect_uris/0`); `detail` names the field too, for callers without a body (the
+    command line)."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(detail)
+        self.field = field
+
+
 class InvalidCredentials(DomainError):
     default_detail = "The credentials are not valid."
 

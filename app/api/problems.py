@@ -24,6 +24,7 @@ from app.errors import (
     DomainError,
     InvalidCredentials,
     InvalidCursor,
+    InvalidField,
     InvalidInput,
     NotFound,
     PermissionDenied,
@@ -132,6 +133,19 @@ async def _weak_password(request: Request, error: Exception) -> JSONResponse:
         error.detail,
         type_=TYPE_PREFIX + "weak-password",
         errors=[{"pointer": f"/{error.field}", "detail": reason} for reason in error.reasons],
+    )
+
+
+async def _invalid_field(request: Request, error: Exception) -> JSONResponse:
+    # The same shape as a request validation error: a client reads one kind of 422, whether
+    # the schema or a service's rule refused the field.
+    assert isinstance(error, InvalidField)
+    path = tuple(error.field.split("/"))
+    return problem_response(
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        error.detail,
+        type_=TYPE_PREFIX + "validation-error",
+        errors=[{**_pointer(("body", *path)), "detail": error.detail}],
     )
 
 
@@ -269,6 +283,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(ReauthenticationRequired, _reauthentication_required)
     app.add_exception_handler(WeakPassword, _weak_password)
+    app.add_exception_handler(InvalidField, _invalid_field)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(InvalidCursor, _invalid_cursor)

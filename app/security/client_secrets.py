@@ -10,10 +10,11 @@ from app.security.opaque_tokens import new_opaque_token, token_digest
 
 
 class HoldsSecretDigest(Protocol):
-    """Anything that keeps a client secret's digest (a stored service client)."""
+    """Anything that keeps a client secret's digest (a stored client; None for a public
+    client, which has no secret)."""
 
     @property
-    def secret_hash(self) -> str: ...
+    def secret_hash(self) -> str | None: ...
 
 
 # 16 random bytes: unguessable enough that ids cannot be enumerated, short enough to read.
@@ -46,5 +47,6 @@ def secret_matches(digest: str, secret: str) -> bool:
 
 
 def verify_client_secret(client: HoldsSecretDigest, secret: str) -> bool:
-    """Whether `secret` is the client's secret, compared in constant time."""
-    return secret_matches(client.secret_hash, secret)
+    """Whether `secret` is the client's secret, compared in constant time (never, for a
+    client without one)."""
+    return client.secret_hash is not None and secret_matches(client.secret_hash, secret)

@@ -137,12 +137,14 @@ async def test_a_refresh_token_is_refused_to_any_other_client_and_stays_usable(
 
     others = [
         await refresh_for(client, web["refresh_token"], data={"client_id": MOBILE}),
-        await refresh_for(client, web["refresh_token"], headers=basic(client_id, secret)),
         await refresh_for(client, mobile["refresh_token"]),  # naming no client is authsvc-web
     ]
+    # A service client is not even allowed the refresh grant.
+    service = await refresh_for(client, web["refresh_token"], headers=basic(client_id, secret))
 
     for response in others:
         assert_oauth_error(response, 400, "invalid_grant")
+    assert_oauth_error(service, 400, "unauthorized_client")
     assert (await refresh(client, web["refresh_token"])).status_code == 200
     own = await refresh_for(client, mobile["refresh_token"], data={"client_id": MOBILE})
     assert own.status_code == 200, own.text

@@ -216,6 +216,92 @@ async def test_create_client_with_an_unknown_scope_fails_and_stores_nothing(
         assert await ServiceClientRepository(session).count() == 0
 
 
+async def test_create_client_registers_grant_types_uris_and_first_party(
+    cli_env: dict[str, str], session_factory: Sessions
+) -> None:
+    result = await authsvc(
+        "create-client",
+        "--name",
+        "web",
+        "--grant-type",
+        "authorization_code",
+        "--grant-type",
+        "password",
+        "--grant-type",
+        "refresh_token",
+        "--redirect-uri",
+        "https://www.example.com/callback",
+        "--redirect-uri",
+        "http://127.0.0.1:8080/callback",
+        "--post-logout-redirect-uri",
+        "https://www.example.com/",
+        "--auth-method",
+        "client_secret_post",
+        "--first-party",
+        env=cli_env,
+    )
+
+    assert result.returncode == 0, result.stderr
+    client_id, secret = printed(result, "client_id"), printed(result, "client_secret")
+    async with session_factory() as session:
+        row = await ServiceClientRepository(session).get_by_client_id(client_id)
+    assert row is not None
+    assert verify_client_secret(row, secret)
+    assert row.grant_types == ["authorization_code", "password", "refresh_token"]
+    assert row.redirect_uris == [
+        "https://www.example.com/callback",
+        "http://127.0.0.1:8080/callback",
+    ]
+    assert row.post_logout_redirect_uris == ["https://www.example.com/"]
+    assert (row.token_endpoint_auth_method, row.is_first_party) == ("client_secret_post", True)
+
+
+async def test_create_client_public_prints_no_secret(
+    cli_env: dict[str, str], session_factory: Sessions
+) -> None:
+    result = await authsvc(
+        "create-client",
+        "--name",
+        "mobile",
+        "--public",
+        "--grant-type",
+        "authorization_code",
+        "--redirect-uri",
+        "com.example.app:/callback",
+        env=cli_env,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "client_secret" not in result.stdout
+    async with session_factory() as session:
+        row = await ServiceClientRepository(session).get_by_client_id(printed(result, "client_id"))
+    assert row is not None
+    assert (row.token_endpoint_auth_method, row.secret_hash) == ("none", None)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (
+            ("--grant-type", "authorization_code", "--redirect-uri", "http://a.example/cb"),
+            "redirect_uris",
+        ),
+        (("--public",), "client_credentials"),  # the default grant needs a secret
+        (("--grant-type", "password"), "is_first_party"),
+        (("--public", "--auth-method", "client_secret_post"), "--public"),
+    ],
+)
+async def test_create_client_refuses_what_the_api_refuses_and_stores_nothing(
+    cli_env: dict[str, str], session_factory: Sessions, args: tuple[str, ...], named: str
+) -> None:
+    result = await authsvc("create-client", "--name", "x", *args, env=cli_env)
+
+    assert_clean_error(result, 2)
+    assert named in result.stderr
+    async with session_factory() as session:
+        assert await ServiceClientRepository(session).count() == 0
+
+
 # --- users list ----------------------------------------------------------------------------
 
 

@@ -162,16 +162,37 @@ async def register_client(
     name: str = "billing",
     scopes: Iterable[str] = (),
     audiences: Iterable[str] = (),
+    **registration: object,
 ) -> tuple[str, str]:
-    """Register a service client through the admin API; its client_id and secret."""
-    response = await client.post(
-        "/admin/clients",
-        json={"name": name, "scopes": list(scopes), "audiences": list(audiences)},
-        headers=headers,
+    """Register a confidential client through the admin API (`registration`: grant types,
+    redirect URIs, ...; by default a service client); its client_id and secret."""
+    body = await register_any_client(
+        client, headers, name=name, scopes=list(scopes), audiences=list(audiences), **registration
     )
-    assert response.status_code == 201, response.text
-    body = response.json()
     return str(body["client_id"]), str(body["client_secret"])
+
+
+async def register_public_client(
+    client: httpx.AsyncClient, headers: dict[str, str], **registration: object
+) -> str:
+    """Register a public client (`token_endpoint_auth_method` `none`, no secret) through the
+    admin API; its client_id."""
+    body = await register_any_client(
+        client, headers, token_endpoint_auth_method="none", **registration
+    )
+    assert "client_secret" not in body
+    return str(body["client_id"])
+
+
+async def register_any_client(
+    client: httpx.AsyncClient, headers: dict[str, str], **fields: object
+) -> dict[str, Any]:
+    """`POST /admin/clients` with `fields` (a name is made up when none is given); the
+    response body."""
+    response = await client.post("/admin/clients", json={"name": "app", **fields}, headers=headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
 
 
 async def audit_events(

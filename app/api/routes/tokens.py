@@ -71,10 +71,12 @@ async def token(
     The password grant is the first-party sign-in for the operator's own frontends, a
     deliberate deviation from RFC 9700 section 2.4; third-party apps get no password grant.
     Public first-party clients (`AUTH_PUBLIC_CLIENTS`) use it and the refresh grant with a
-    bare `client_id`, or naming no client; service clients, which get
-    `unauthorized_client` on the password grant, authenticate with HTTP Basic
-    (`client_secret_basic`) or with `client_id` and `client_secret` in the form
-    (`client_secret_post`). Credentials that are presented must be right (401).
+    bare `client_id`, or naming no client. A registered client uses only the grants it was
+    registered with (else `unauthorized_client`), the password grant only if first-party; a
+    registered public client (`none`) names itself with a bare `client_id`, and the others
+    authenticate with HTTP Basic (`client_secret_basic`) or with `client_id` and
+    `client_secret` in the form (`client_secret_post`), either way whichever method they
+    were registered with. Credentials that are presented must be right (401).
 
     For a user with two-step sign-in, the password grant answers 403 `mfa_required` with an
     `mfa_token`; the same client then sends `grant_type=urn:authsvc:params:oauth:grant-type:mfa`

@@ -65,13 +65,17 @@ class ClientTokenState:
 
 @dataclass(frozen=True, slots=True)
 class StoredClientCredentials:
-    """What a service client's presented secret is checked against."""
+    """What a registered client's presented secret is checked against (None for a public
+    client, which has none), and what it may do once it is."""
 
     client_id: str
-    secret_hash: str
+    secret_hash: str | None
     scopes: list[str]
     audiences: list[str]
     is_active: bool
+    grant_types: list[str]
+    token_endpoint_auth_method: str
+    is_first_party: bool
 
 
 # One round trip: the user, the session's revocation state and the role names (one row per
@@ -122,6 +126,9 @@ _STORED_CLIENT_CREDENTIALS = select(
     ServiceClient.scopes,
     ServiceClient.audiences,
     ServiceClient.is_active,
+    ServiceClient.grant_types,
+    ServiceClient.token_endpoint_auth_method,
+    ServiceClient.is_first_party,
 ).where(ServiceClient.client_id == bindparam("client_id", type_=String()))
 
 
@@ -173,7 +180,7 @@ async def client_token_state(
 async def stored_client_credentials(
     connection: AsyncConnection, client_id: str
 ) -> StoredClientCredentials | None:
-    """The stored secret digest and grants of the client `client_id`, or None."""
+    """The stored secret digest, scopes and grant types of the client `client_id`, or None."""
     row = (await connection.execute(_STORED_CLIENT_CREDENTIALS, {"client_id": client_id})).first()
     if row is None:
         return None
@@ -183,4 +190,7 @@ async def stored_client_credentials(
         scopes=list(row.scopes),
         audiences=list(row.audiences),
         is_active=row.is_active,
+        grant_types=list(row.grant_types),
+        token_endpoint_auth_method=row.token_endpoint_auth_method,
+        is_first_party=row.is_first_party,
     )

@@ -1,9 +1,14 @@
-"""The OAuth2 token endpoint's grants, one service for all three: `password` (first-party
-sign-in), `refresh_token` (rotation) and `client_credentials` (service clients' own tokens)."""
+"""The OAuth2 token endpoint's grants, one service for all of them: `password` (first-party
+sign-in) and its second step (the MFA grant), `refresh_token` (rotation) and
+`client_credentials` (service clients' own tokens).
+
+A registered client uses only the grants it was registered with (`grant_types`; else
+`unauthorized_client`); the configured public clients (AUTH_PUBLIC_CLIENTS) use the password
+and refresh grants. The password grant is for first-party clients only."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +20,7 @@ from app.models import User
 from app.observability.metrics import current_metrics
 from app.repositories import PermissionRepository, UserRepository
 from app.services.accounts.second_factors import SecondFactors
+from app.services.admin.client_registration import GrantType
 from app.services.admin.service_clients import SERVICE_SCOPES
 from app.services.common.audit_trail import AuditEventType, AuditTrail
 from app.services.common.caller import Caller
@@ -101,9 +107,10 @@ class TokenService(Service):
         caller: Caller,
         claimed: ClaimedClient,
     ) -> TokenResponse:
-        """Sign in with a password: a new session and its first token pair, for a public
-        first-party client (a service client is `UnauthorizedClient`)."""
-        public_client_id = await self._public_client(claimed, caller)
+        """Sign in with a password: a new session and its first token pair, for a first-party
+        client allowed the password grant (any other is `UnauthorizedClient`). The refresh
+        token is left out for a client not allowed the refresh grant."""
+        signing_in = await self._password_client(claimed, caller)
         sign_in_name = normalize_sign_in_name(username)
         user = await self.users.get_by_identifier(sign_in_name)
         # Hand the connection back before queueing for the hash: a sign-in flood must not
@@ -112,7 +119,7 @@ class TokenService(Service):
         account = Account.of(user, sign_in_name)
         attempt = await self.sign_in_limits.reserve(account, caller.ip)
         try:
-            issued = await self._sign_in(user, password, scope, caller, public_client_id)
+            issued = await self._sign_in(user, password, scope, caller, signing_in.client_id)
         except LoginFailed:
             # The slots stay taken: they are the failure counts.
             await self._record_failed_login(user, sign_in_name, caller)
@@ -131,7 +138,7 @@ class TokenService(Service):
         await self.sign_in_limits.succeeded(attempt, account, caller.ip)
         current_metrics().login_ok()
         current_metrics().token_issued("password")
-        return self.issuer.for_session(issued)
+        return self._for_session(issued, signing_in)
 
     async def _challenge(
         self,
@@ -170,9 +177,9 @@ class TokenService(Service):
         A guess draws on the sign-in budgets before it is checked (a wrong code is a failed
         sign-in); the challenge's row lock makes parallel guesses count one by one, and the
         `AUTH_MFA_MAX_ATTEMPTS`th wrong code voids the token. Only the client that signed in
-        may answer.
+        may answer, and only while it is allowed the password grant.
         """
-        client = await self._identify_client(claimed, caller)
+        client = await self._password_client(claimed, caller)
         pending = await self.challenges.find(mfa_token)
         user = await self.users.get_by_id(pending.user_id) if pending is not None else None
         await self.session.close()  # no connection held while waiting for a reservation
@@ -195,7 +202,7 @@ class TokenService(Service):
         await self.sign_in_limits.succeeded(attempt, account, caller.ip)
         current_metrics().login_ok()
         current_metrics().token_issued(MFA_GRANT_TYPE)
-        return self.issuer.for_session(outcome.issued)
+        return self._for_session(outcome.issued, client)
 
     async def _answer(
         self,
@@ -327,10 +334,13 @@ class TokenService(Service):
     ) -> TokenResponse:
         """Rotate a refresh token: spend it, issue the next pair in the same session.
 
-        Only the client the session was issued to may (RFC 6749 section 6), and the new pair
-        carries only the scopes the user may have now.
+        Only a client allowed the refresh grant (else `UnauthorizedClient`), and only the one
+        the session was issued to (RFC 6749 section 6); the new pair carries only the scopes
+        the user may have now.
         """
         service_client = await self._identify_client(claimed, caller)
+        if not service_client.may_use(GrantType.refresh_token):
+            raise UnauthorizedClient("This client may not use the refresh_token grant.")
         now = self.clock()
         try:
             issued = await run_unit_of_work(
@@ -357,14 +367,17 @@ class TokenService(Service):
     async def client_credentials_grant(
         self, credentials: ClientCredentials | None, *, scope: str | None, caller: Caller
     ) -> TokenResponse:
-        """An access token for the authenticated client. Without `scope` it gets every scope
-        it is allowed; asking for more than that is `InvalidScope`, not a silent narrowing."""
+        """An access token for the authenticated client, if it is allowed this grant (else
+        `UnauthorizedClient`). Without `scope` it gets every scope it is allowed; asking for
+        more than that is `InvalidScope`, not a silent narrowing."""
         try:
             service_client = await self.client_authenticator.authenticate(credentials, caller)
         except InvalidClient as failure:
             async with unit_of_work(self.session):
                 await self.client_authenticator.record_failure(failure, caller)
             raise
+        if not service_client.may_use(GrantType.client_credentials):
+            raise UnauthorizedClient("This client may not use the client_credentials grant.")
         # A permission deleted since the client was registered is no longer grantable.
         existing = await self.permissions.all_codenames() | set(SERVICE_SCOPES)
         allowed = set(service_client.scopes) & existing
@@ -381,13 +394,25 @@ class TokenService(Service):
             requested or "", user_id=user.id, is_superuser=user.is_superuser
         )
 
-    async def _public_client(self, claimed: ClaimedClient, caller: Caller) -> str:
-        """The client_id of the public client signing in; a service client is refused (the
-        password grant is for the operator's own frontends)."""
-        service_client = await self._identify_client(claimed, caller)
-        if not service_client.is_public:
-            raise UnauthorizedClient("Service clients may not use the password grant.")
-        return service_client.client_id
+    async def _password_client(self, claimed: ClaimedClient, caller: Caller) -> IdentifiedClient:
+        """The client signing a user in with a password: a first-party client allowed the
+        password grant (the configured public clients are). Any other is refused: the
+        password grant is for the operator's own applications."""
+        client = await self._identify_client(claimed, caller)
+        if not (client.is_first_party and client.may_use(GrantType.password)):
+            raise UnauthorizedClient(
+                "This client may not use the password grant: it is for first-party clients "
+                "registered for it."
+            )
+        return client
+
+    def _for_session(self, issued: IssuedSession, client: IdentifiedClient) -> TokenResponse:
+        """The token response for a new session, without the refresh token when the client
+        may not use it."""
+        response = self.issuer.for_session(issued)
+        if client.may_use(GrantType.refresh_token):
+            return response
+        return replace(response, refresh_token=None)
 
     async def _identify_client(self, claimed: ClaimedClient, caller: Caller) -> IdentifiedClient:
         """The client the grant is for, or `InvalidClient` once its failure is audited."""

@@ -1,4 +1,5 @@
-"""Administration of service clients: register, list, delete. Needs `clients:write`."""
+"""Administration of registered clients: register, list, read, change, delete. Needs
+`clients:write`."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from app.api.problem_docs import problem_responses
 from app.schemas.admin.service_clients import ClientCreate, ClientCreated, ClientRead, ClientUpdate
 from app.schemas.pagination import DEFAULT_LIMIT, Cursor, Limit, PageOut
 
+# 413: two lists of 20 redirect URIs of 2,000 characters can outgrow AUTH_MAX_BODY_BYTES.
 router = APIRouter(
-    prefix="/admin", tags=["admin"], responses=problem_responses(400, 401, 403, 404, 409, 422, 503)
+    prefix="/admin",
+    tags=["admin"],
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
 
 
@@ -35,7 +39,12 @@ async def list_clients(
     )
 
 
-@router.post("/clients", status_code=status.HTTP_201_CREATED, response_model=ClientCreated)
+@router.post(
+    "/clients",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ClientCreated,
+    response_model_exclude_none=True,
+)
 async def create_client(
     body: ClientCreate,
     actor: ClientsWriter,
@@ -43,9 +52,19 @@ async def create_client(
     caller: CallerDep,
     response: Response,
 ) -> ClientCreated:
-    """Register a client. `client_secret` is shown in this response only: store it now."""
+    """Register a client. `client_secret` is shown in this response only: store it now. A
+    public client (`token_endpoint_auth_method` `none`) gets no secret."""
     service_client, secret = await service.create(
-        actor, name=body.name, scopes=body.scopes, audiences=body.audiences, caller=caller
+        actor,
+        name=body.name,
+        scopes=body.scopes,
+        audiences=body.audiences,
+        grant_types=body.grant_types,
+        redirect_uris=body.redirect_uris,
+        post_logout_redirect_uris=body.post_logout_redirect_uris,
+        token_endpoint_auth_method=body.token_endpoint_auth_method,
+        is_first_party=body.is_first_party,
+        caller=caller,
     )
     response.headers["Cache-Control"] = "no-store"
     return ClientCreated(
@@ -68,8 +87,10 @@ async def update_client(
     service: ClientAdminServiceDep,
     caller: CallerDep,
 ) -> ClientRead:
-    """Rename, disable (`is_active: false`) or re-scope a client. Secrets cannot be read or
-    changed here: to rotate one, create a new client and delete the old."""
+    """Rename, disable (`is_active: false`), re-scope a client or change its grant types,
+    redirect URIs, authentication method or first-party flag; fields left out stay as they
+    are. Secrets cannot be read or changed here: to rotate one, or to turn a client public or
+    confidential, create a new client and delete the old."""
     updated = await service.update(
         actor,
         client_id,
@@ -77,6 +98,11 @@ async def update_client(
         is_active=body.is_active,
         scopes=body.scopes,
         audiences=body.audiences,
+        grant_types=body.grant_types,
+        redirect_uris=body.redirect_uris,
+        post_logout_redirect_uris=body.post_logout_redirect_uris,
+        token_endpoint_auth_method=body.token_endpoint_auth_method,
+        is_first_party=body.is_first_party,
         caller=caller,
     )
     return ClientRead.model_validate(updated)
