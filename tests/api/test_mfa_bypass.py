@@ -232,8 +232,11 @@ class TestTheMfaTokensClient:
         by_the_default_client = await mfa_grant(client, mobile_token, otp=code)
 
         assert_invalid_grant(by_another_public_client)
-        assert_invalid_grant(by_a_service_client)
-        assert_invalid_grant(by_a_service_client_post)
+        # A service client is not registered for the password grant, so not for the second
+        # factor that follows it either.
+        for refused in (by_a_service_client, by_a_service_client_post):
+            assert refused.status_code == 400, refused.text
+            assert refused.json()["error"] == "unauthorized_client"
         assert_invalid_grant(by_the_default_client)
         # Nothing was checked for them: the code is unused and the tokens still open.
         signed_in = await mfa_grant(client, web_token, otp=code)
