@@ -20,7 +20,7 @@ from app.services.common.audit_trail import AuditEventType, AuditTrail
 from app.services.common.caller import Caller
 from app.services.common.context import Service, ServiceContext
 from app.services.common.unit_of_work import unit_of_work
-from app.services.tokens.recent_authentication import require_step_up
+from app.services.tokens.recent_authentication import RecentAuthentication
 from app.services.tokens.sign_in_limits import Account, SignInLimits
 from app.services.tokens.sign_in_sessions import SignInSessions
 
@@ -42,6 +42,9 @@ class AccountService(Service):
         self.sessions = SignInSessions(session, context.settings)
         self.audit = AuditTrail(session)
         self.sign_in_limits = SignInLimits(context.limiter, context.outbox)
+        self.recent_authentication = RecentAuthentication(
+            context.settings.reauth_max_age_seconds, context.clock
+        )
 
     async def update_profile(
         self,
@@ -66,7 +69,7 @@ class AccountService(Service):
         old_email = user.email
         email_changes = new_email is not None and normalize_email(str(new_email)) != user.email
         if email_changes:
-            self._require_step_up(user, claims)
+            self.recent_authentication.require_step_up(claims, has_second_factor=user.mfa_enabled)
             await self._require_current_password(user, current_password, caller)
             values["email"] = normalize_email(str(new_email))
             values["is_verified"] = False
@@ -115,7 +118,7 @@ class AccountService(Service):
         outstanding reset links. With a second factor, the access token `claims` must show a
         step-up (`StepUpRequired`)."""
         user = await self._load(user_id)
-        self._require_step_up(user, claims)
+        self.recent_authentication.require_step_up(claims, has_second_factor=user.mfa_enabled)
         await self._require_current_password(user, current_password, caller)
         self.policy.check(
             new_password, email=user.email, username=user.username, field="new_password"
@@ -160,14 +163,6 @@ class AccountService(Service):
                 actor_id=user_id,
                 session_id=str(session_id),
             )
-
-    def _require_step_up(self, user: User, claims: Mapping[str, Any]) -> None:
-        require_step_up(
-            claims,
-            has_second_factor=user.mfa_enabled,
-            now=self.clock(),
-            max_age_seconds=self.settings.reauth_max_age_seconds,
-        )
 
     async def _load(self, user_id: uuid.UUID) -> User:
         user = await self.users.get_by_id(user_id)

@@ -26,10 +26,7 @@ from app.services.common.audit_trail import AuditEventType, AuditTrail
 from app.services.common.caller import Caller
 from app.services.common.context import Service, ServiceContext
 from app.services.common.unit_of_work import unit_of_work
-from app.services.tokens.recent_authentication import (
-    require_recent_authentication,
-    require_step_up,
-)
+from app.services.tokens.recent_authentication import RecentAuthentication
 from app.services.tokens.sign_in_limits import Account, SignInLimits
 from app.services.tokens.sign_in_sessions import SignInSessions
 
@@ -66,6 +63,9 @@ class MfaService(Service):
         self.sessions = SignInSessions(session, context.settings)
         self.audit = AuditTrail(session)
         self.sign_in_limits = SignInLimits(context.limiter, context.outbox)
+        self.recent_authentication = RecentAuthentication(
+            context.settings.reauth_max_age_seconds, context.clock
+        )
 
     async def status(self, user_id: uuid.UUID) -> MfaStatus:
         return await self.factors.status(user_id)
@@ -76,9 +76,7 @@ class MfaService(Service):
         """A new pending authenticator (replacing a pending one): its secret and the
         `otpauth://` URI for a QR code. Needs a recent sign-in (`ReauthenticationRequired`);
         `MfaAlreadyEnabled` when a confirmed one exists."""
-        require_recent_authentication(
-            claims, now=self.clock(), max_age_seconds=self.settings.reauth_max_age_seconds
-        )
+        self.recent_authentication.require(claims)
         async with unit_of_work(self.session):
             user = await self._lock(user_id)
             if user.mfa_enabled:
@@ -158,7 +156,7 @@ class MfaService(Service):
         step-up (`StepUpRequired`); a pending enrolment is simply dropped."""
         async with unit_of_work(self.session):
             user = await self._lock(user_id)
-            self._require_step_up(user, claims)
+            self.recent_authentication.require_step_up(claims, has_second_factor=user.mfa_enabled)
             was_enabled = user.mfa_enabled
             if not await self.factors.remove_all(user.id):
                 raise NotFound("No authenticator is enrolled.")
@@ -179,7 +177,7 @@ class MfaService(Service):
             user = await self._lock(user_id)
             if not user.mfa_enabled:
                 raise MfaNotEnabled
-            self._require_step_up(user, claims)
+            self.recent_authentication.require_step_up(claims, has_second_factor=user.mfa_enabled)
             codes = await self.factors.new_recovery_codes(user.id, self.clock())
             await self.audit.record(
                 AuditEventType.recovery_codes_regenerated,
@@ -188,14 +186,6 @@ class MfaService(Service):
                 actor_id=user.id,
             )
         return codes
-
-    def _require_step_up(self, user: User, claims: Mapping[str, Any]) -> None:
-        require_step_up(
-            claims,
-            has_second_factor=user.mfa_enabled,
-            now=self.clock(),
-            max_age_seconds=self.settings.reauth_max_age_seconds,
-        )
 
     async def _load(self, user_id: uuid.UUID) -> User:
         user = await self.users.get_by_id(user_id)

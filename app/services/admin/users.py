@@ -41,7 +41,7 @@ from app.services.common.authorization import (
 from app.services.common.caller import Caller
 from app.services.common.context import Service, ServiceContext
 from app.services.common.unit_of_work import unit_of_work
-from app.services.tokens.recent_authentication import require_step_up
+from app.services.tokens.recent_authentication import RecentAuthentication
 
 READ = (BuiltinPermission.users_read,)
 WRITE = (BuiltinPermission.users_write,)
@@ -85,6 +85,9 @@ class UserAdminService(Service):
         self.guard = AccountGuard(session)
         self.audit = AuditTrail(session)
         self.second_factors = SecondFactors(session, context.data_encryptor)
+        self.recent_authentication = RecentAuthentication(
+            context.settings.reauth_max_age_seconds, context.clock
+        )
 
     # --- read ------------------------------------------------------------------------------
 
@@ -200,11 +203,8 @@ class UserAdminService(Service):
         require(actor, WRITE)
         # Handing out power is the admin's most sensitive act: with a second factor, only a
         # session that recently passed it may (a stolen aal1 token cannot).
-        require_step_up(
-            actor.claims,
-            has_second_factor=actor.has_second_factor,
-            now=self.clock(),
-            max_age_seconds=self.settings.reauth_max_age_seconds,
+        self.recent_authentication.require_step_up(
+            actor.claims, has_second_factor=actor.has_second_factor
         )
         async with unit_of_work(self.session):
             user = await self._lock(user_id)

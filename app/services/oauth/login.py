@@ -54,7 +54,7 @@ from app.services.oauth.providers import ExternalIdentity, Provider
 from app.services.tokens.assurance import FEDERATED
 from app.services.tokens.bearer_authentication import Principal
 from app.services.tokens.mfa_challenges import MfaChallenges, MfaRequired
-from app.services.tokens.recent_authentication import require_recent_authentication
+from app.services.tokens.recent_authentication import RecentAuthentication
 from app.services.tokens.sign_in_sessions import IssuedSession, SignInSessions
 from app.services.tokens.token_issuer import TokenIssuer, TokenResponse
 
@@ -168,6 +168,9 @@ class OAuthLoginService(Service):
         self.audit = AuditTrail(session)
         self.challenges = MfaChallenges(session, context.settings)
         self.second_factors = SecondFactors(session, context.data_encryptor)
+        self.recent_authentication = RecentAuthentication(
+            context.settings.reauth_max_age_seconds, context.clock
+        )
 
     def provider(self, name: str) -> Provider:
         provider = self.providers.get(name)
@@ -188,11 +191,7 @@ class OAuthLoginService(Service):
         """
         provider = self.provider(provider_name)
         if linking is not None:
-            require_recent_authentication(
-                linking.claims,
-                now=self.clock(),
-                max_age_seconds=self.settings.reauth_max_age_seconds,
-            )
+            self.recent_authentication.require(linking.claims)
         default = self.default_redirect_uri(provider_name)
         redirect_uri = redirect_uri or default
         allowed = self.settings.oauth_redirect_uris or [default]

@@ -11,7 +11,8 @@ grants) also need the session to have passed it: a *step-up* to `acr` "aal2".
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -64,25 +65,29 @@ def authenticated_seconds_ago(claims: Mapping[str, Any], now: datetime) -> int |
     return int(now.timestamp()) - auth_time
 
 
-def require_recent_authentication(
-    claims: Mapping[str, Any], *, now: datetime, max_age_seconds: int
-) -> None:
-    """Raise `ReauthenticationRequired` unless the access token `claims` show a credential
-    proved at most `max_age_seconds` before `now`."""
-    age = authenticated_seconds_ago(claims, now)
-    if age is None or age > max_age_seconds:
-        raise ReauthenticationRequired(max_age_seconds)
+@dataclass(frozen=True, slots=True)
+class RecentAuthentication:
+    """This deployment's rule for sensitive operations: a credential proved at most
+    `max_age_seconds` (`AUTH_REAUTH_MAX_AGE_SECONDS`) before `clock()`, and, for users with a
+    second factor, proved with it."""
 
+    max_age_seconds: int
+    clock: Callable[[], datetime]
 
-def require_step_up(
-    claims: Mapping[str, Any], *, has_second_factor: bool, now: datetime, max_age_seconds: int
-) -> None:
-    """For a user with a confirmed second factor (`has_second_factor`), raise `StepUpRequired`
-    unless the access token `claims` show a session that passed it (`acr` "aal2") and a
-    credential proved at most `max_age_seconds` before `now`. Without a second factor there
-    is nothing to step up to: the operation's own checks (such as `current_password`) stand."""
-    if not has_second_factor:
-        return
-    age = authenticated_seconds_ago(claims, now)
-    if claims.get("acr") != AAL2 or age is None or age > max_age_seconds:
-        raise StepUpRequired(max_age_seconds)
+    def require(self, claims: Mapping[str, Any]) -> None:
+        """Raise `ReauthenticationRequired` unless the access token `claims` show a
+        credential proved recently enough."""
+        age = authenticated_seconds_ago(claims, self.clock())
+        if age is None or age > self.max_age_seconds:
+            raise ReauthenticationRequired(self.max_age_seconds)
+
+    def require_step_up(self, claims: Mapping[str, Any], *, has_second_factor: bool) -> None:
+        """For a user with a confirmed second factor (`has_second_factor`), raise
+        `StepUpRequired` unless the access token `claims` show a session that passed it
+        (`acr` "aal2") begun recently enough. Without a second factor there is nothing to step
+        up to: the operation's own checks (such as `current_password`) stand."""
+        if not has_second_factor:
+            return
+        age = authenticated_seconds_ago(claims, self.clock())
+        if claims.get("acr") != AAL2 or age is None or age > self.max_age_seconds:
+            raise StepUpRequired(self.max_age_seconds)
