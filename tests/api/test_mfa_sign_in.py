@@ -10,10 +10,12 @@ import jwt
 import pytest
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.runtime import install_runtime, runtime_of
 from app.security.encryption import Encryptor
-from tests.support.flows import bearer, password_grant, refresh, register_and_sign_in
+from tests.support.admins import admin_headers
+from tests.support.flows import bearer, password_grant, refresh, register_and_sign_in, user_id
 from tests.support.mfa import enrol_totp, mfa_grant, mfa_token_for, sign_in_with_totp
 from tests.support.state import FrozenClock
 
@@ -397,3 +399,28 @@ async def test_an_unreadable_authenticator_secret_is_503_and_recovery_codes_stil
     assert by_code.json()["error"] == "temporarily_unavailable"
     assert int(by_code.headers["retry-after"]) > 0
     assert by_recovery_code.status_code == 200
+
+
+async def test_a_sign_in_counts_as_the_last_one_only_once_the_second_factor_is_passed(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    root = await admin_headers(client, sessions, superuser=True)
+    tokens = await register_and_sign_in(client)
+    enrolled = await enrol_totp(client, tokens["access_token"], at=clock.now)
+    ada = await user_id(client, bearer(tokens["access_token"]))
+
+    async def last_login() -> str | None:
+        response = await client.get(f"/admin/users/{ada}", headers=root)
+        value: str | None = response.json()["last_login_at"]
+        return value
+
+    before = await last_login()
+    clock.advance(minutes=2)
+    mfa_token = await mfa_token_for(client)
+    assert await last_login() == before  # the password alone is not a sign-in yet
+
+    clock.advance(seconds=30)
+    assert (await mfa_grant(client, mfa_token, otp=enrolled.code(clock.now))).status_code == 200
+    after = await last_login()
+    assert after is not None
+    assert after != before

@@ -6,12 +6,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, case, func, literal, or_, select, update
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.identifiers import normalize_email, normalize_username
 from app.models import Role, User, user_roles
+from app.models.base import UTCDateTime
 from app.repositories.common.base import BaseRepository, Page
 
 
@@ -53,6 +54,8 @@ class UserRepository(BaseRepository[User]):
         """Stamp the sign-in (and store `new_hash`, an upgraded hash) only if the account is
         still active with the password hash that was verified; lock its row until the
         transaction ends. False if a password change, deactivation or deletion won the race.
+        For an account with a second factor the password is only the first step: its
+        `last_login_at` waits for the second.
 
         One conditional UPDATE: the check, the lock and the write in a single round trip. The
         token version and `mfa_enabled` are read back, so a concurrent logout-all is not undone
@@ -65,8 +68,14 @@ class UserRepository(BaseRepository[User]):
                 User.hashed_password == verified_hash,
                 User.is_active.is_(True),
             )
-            .values(last_login_at=now, hashed_password=new_hash or verified_hash)
-            .returning(User.token_version, User.mfa_enabled)
+            .values(
+                last_login_at=case(
+                    (User.mfa_enabled.is_(True), User.last_login_at),
+                    else_=literal(now, UTCDateTime()),
+                ),
+                hashed_password=new_hash or verified_hash,
+            )
+            .returning(User.token_version, User.mfa_enabled, User.last_login_at)
             .execution_options(synchronize_session=False)
         )
         row = (await self.session.execute(statement)).one_or_none()
@@ -75,7 +84,7 @@ class UserRepository(BaseRepository[User]):
         for name, value in (
             ("token_version", row.token_version),
             ("mfa_enabled", row.mfa_enabled),
-            ("last_login_at", now),
+            ("last_login_at", row.last_login_at),
             ("hashed_password", new_hash or verified_hash),
         ):
             set_committed_value(user, name, value)
