@@ -54,18 +54,8 @@ async def create_client(
 ) -> ClientCreated:
     """Register a client. `client_secret` is shown in this response only: store it now. A
     public client (`token_endpoint_auth_method` `none`) gets no secret."""
-    service_client, secret = await service.create(
-        actor,
-        name=body.name,
-        scopes=body.scopes,
-        audiences=body.audiences,
-        grant_types=body.grant_types,
-        redirect_uris=body.redirect_uris,
-        post_logout_redirect_uris=body.post_logout_redirect_uris,
-        token_endpoint_auth_method=body.token_endpoint_auth_method,
-        is_first_party=body.is_first_party,
-        caller=caller,
-    )
+    # The body's fields are the service's keyword arguments, one for one.
+    service_client, secret = await service.create(actor, **body.model_dump(), caller=caller)
     response.headers["Cache-Control"] = "no-store"
     return ClientCreated(
         **ClientRead.model_validate(service_client).model_dump(), client_secret=secret
@@ -91,20 +81,8 @@ async def update_client(
     redirect URIs, authentication method or first-party flag; fields left out stay as they
     are. Secrets cannot be read or changed here: to rotate one, or to turn a client public or
     confidential, create a new client and delete the old."""
-    updated = await service.update(
-        actor,
-        client_id,
-        name=body.name,
-        is_active=body.is_active,
-        scopes=body.scopes,
-        audiences=body.audiences,
-        grant_types=body.grant_types,
-        redirect_uris=body.redirect_uris,
-        post_logout_redirect_uris=body.post_logout_redirect_uris,
-        token_endpoint_auth_method=body.token_endpoint_auth_method,
-        is_first_party=body.is_first_party,
-        caller=caller,
-    )
+    # Fields left out are None: the service keeps what is stored for them.
+    updated = await service.update(actor, client_id, **body.model_dump(), caller=caller)
     return ClientRead.model_validate(updated)
 
 
