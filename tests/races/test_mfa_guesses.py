@@ -126,10 +126,11 @@ class TestParallelGuessesOnOneToken:
         )
 
         counted = assert_refusals(responses)
-        # Exactly the fifth wrong code voided the token; no more were ever checked, and no
-        # more than the address's limit (10) got past the reservations.
+        # Exactly the fifth wrong code voided the token; no more were ever checked. (An
+        # attempt that meets the void token checks nothing and gives its slot back, so how
+        # many 400s get past the reservations beside the five depends on timing.)
         assert await failed_checks(engine) == {"otp": 5}
-        assert counted[400] <= 10
+        assert counted[400] >= 5
         assert counted[429] == BURST - counted[400]
         right = await mfa_grant(wide, mfa_token, otp=enrolled.code(clock.now))
         assert right.status_code == 400, right.text
