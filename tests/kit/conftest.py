@@ -37,7 +37,12 @@ async def jwks_service(keys_dir: Path, tmp_path: Path) -> AsyncIterator[LiveServ
 
 
 class CountingTransport(httpx.AsyncBaseTransport):
-    """A real HTTP transport that counts the requests it forwards, by path."""
+    """A real HTTP transport that counts the requests it forwards, by path.
+
+    Every request gets 30 s instead of the kit's 5 s default: no test here is about timeouts
+    (an unreachable service is a refused connection, which fails at once), and on a CI box
+    with two workers on two cores a connect to 127.0.0.1 once waited past 5 s for a turn.
+    """
 
     def __init__(self) -> None:
         self._transport = httpx.AsyncHTTPTransport()
@@ -45,6 +50,7 @@ class CountingTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.requests[request.url.path] += 1
+        request.extensions["timeout"] = httpx.Timeout(30).as_dict()
         return await self._transport.handle_async_request(request)
 
     async def aclose(self) -> None:
