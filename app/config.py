@@ -301,6 +301,11 @@ class Settings(BaseSettings):
     # The issuer shown in authenticator apps (the `otpauth://` URI). Default: service_name.
     totp_issuer: str | None = Field(default=None, max_length=100)
 
+    # --- OpenID Provider (app/services/authorization/) ---
+    # An authorization code is single use and lives this long (at most 60 s: RFC 6749 4.1.2
+    # recommends 10 minutes at most; a browser redirect takes well under a second).
+    authorization_code_ttl_seconds: int = Field(default=60, ge=5, le=60)
+
     # --- cache / shared counters ---
     redis_url: str | None = None
 
@@ -369,10 +374,16 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_public_clients(self) -> Self:
         for client_id in self.public_clients:
-            if not 1 <= len(client_id) <= CLIENT_ID_MAX_LENGTH or client_id != client_id.strip():
+            if (
+                not 1 <= len(client_id) <= CLIENT_ID_MAX_LENGTH
+                or client_id != client_id.strip()
+                or ":" in client_id
+            ):
+                # No ':' (HTTP Basic cannot carry one in a user-id, RFC 7617): ids with one
+                # are the service's own (the hosted sign-in page's challenges).
                 raise ValueError(
                     f"AUTH_PUBLIC_CLIENTS: {client_id!r} is not a client_id of 1 to "
-                    f"{CLIENT_ID_MAX_LENGTH} characters without surrounding spaces"
+                    f"{CLIENT_ID_MAX_LENGTH} characters without surrounding spaces or ':'"
                 )
         if self.first_party_client_id not in self.public_clients:
             raise ValueError(

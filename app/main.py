@@ -12,10 +12,11 @@ from fastapi import FastAPI
 from app.api.docs import install_docs, openapi_url
 from app.api.hardening import install_hardening
 from app.api.problems import install_problem_handlers
-from app.api.routes import oauth, tokens, well_known
-from app.api.routes.accounts import me, mfa, recovery, registration
+from app.api.routes import authorization, oauth, tokens, well_known
+from app.api.routes.accounts import grants, me, mfa, recovery, registration
 from app.api.routes.admin import audit, permissions, roles, service_clients, users
 from app.api.routes.operations import health, metrics
+from app.api.routes.pages import consent, sign_in
 from app.config import Settings, get_settings
 from app.observability import install_observability
 from app.runtime import install_runtime, open_runtime
@@ -63,11 +64,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app, settings)
     for operations in (health, metrics):
         app.include_router(operations.router)
-    for accounts in (registration, recovery, me, mfa):
+    for accounts in (registration, recovery, me, mfa, grants):
         app.include_router(accounts.router)
     app.include_router(tokens.router)
     app.include_router(oauth.router)
     app.include_router(well_known.router)
+    app.include_router(authorization.router)
+    for page in (sign_in, consent):
+        app.include_router(page.router)
     for admin in (users, roles, permissions, service_clients, audit):
         app.include_router(admin.router)
     return app

@@ -27,6 +27,8 @@ from app.services.admin.audit_log import AuditLogService
 from app.services.admin.roles import RoleAdminService
 from app.services.admin.service_clients import ClientAdminService
 from app.services.admin.users import UserAdminService
+from app.services.authorization.authorization_service import AuthorizationService
+from app.services.authorization.user_grants import UserGrantsService
 from app.services.common.caller import Caller
 from app.services.common.context import ServiceContext
 from app.services.common.deferred import Job
@@ -146,6 +148,16 @@ async def get_introspection_service(
     )
 
 
+async def get_authorization_service(
+    session: SessionDep, context: ContextDep
+) -> AuthorizationService:
+    return AuthorizationService(session, context)
+
+
+async def get_user_grants_service(session: SessionDep, context: ContextDep) -> UserGrantsService:
+    return UserGrantsService(session, context)
+
+
 async def get_oauth_login_service(
     request: Request, session: SessionDep, context: ContextDep, codec: CodecDep
 ) -> OAuthLoginService:
@@ -216,6 +228,8 @@ RegistrationServiceDep = Annotated[RegistrationService, Depends(get_registration
 SignOutServiceDep = Annotated[SignOutService, Depends(get_sign_out_service)]
 RevocationServiceDep = Annotated[RevocationService, Depends(get_revocation_service)]
 IntrospectionServiceDep = Annotated[IntrospectionService, Depends(get_introspection_service)]
+AuthorizationServiceDep = Annotated[AuthorizationService, Depends(get_authorization_service)]
+UserGrantsServiceDep = Annotated[UserGrantsService, Depends(get_user_grants_service)]
 OAuthLoginServiceDep = Annotated[OAuthLoginService, Depends(get_oauth_login_service)]
 AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
 MfaServiceDep = Annotated[MfaService, Depends(get_mfa_service)]

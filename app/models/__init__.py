@@ -2,6 +2,7 @@
 
 from app.models.action_token import ActionPurpose, ActionToken
 from app.models.audit_event import AuditEvent
+from app.models.authorization import AuthorizationCode, ClientGrant
 from app.models.base import Base
 from app.models.mfa import MfaChallenge, RecoveryCode, TotpFactor
 from app.models.oauth_account import OAuthAccount
@@ -18,7 +19,9 @@ __all__ = [
     "ActionPurpose",
     "ActionToken",
     "AuditEvent",
+    "AuthorizationCode",
     "Base",
+    "ClientGrant",
     "MfaChallenge",
     "OAuthAccount",
     "OAuthState",

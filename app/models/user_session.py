@@ -1,4 +1,5 @@
-"""Sign-in sessions (refresh-token families) and the refresh tokens issued within them."""
+"""Sign-in sessions (refresh-token families, and the browser sessions of the hosted pages) and
+the refresh tokens issued within them."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from app.models.base import Base, CreatedAt, UUIDPrimaryKey, utcnow
 
 
 class UserSession(UUIDPrimaryKey, CreatedAt, Base):
-    """One sign-in: every refresh token rotated from it belongs to this family."""
+    """One sign-in: every refresh token rotated from it belongs to this family.
+
+    A browser session (a sign-in on the hosted pages) is a session too, so the session list and
+    logout-all cover it: it has no client and no refresh tokens, only the digest of the
+    secret in the browser's cookie. Sessions opened by redeeming an authorization code name
+    the browser session that approved it, and end with it (RP-initiated logout).
+    """
 
     __tablename__ = "sessions"
 
@@ -38,6 +45,10 @@ class UserSession(UUIDPrimaryKey, CreatedAt, Base):
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     revoke_reason: Mapped[str | None] = mapped_column(String(64))
+    browser_secret_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    browser_session_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("sessions.id", ondelete="SET NULL"), index=True
+    )
 
 
 class RefreshToken(UUIDPrimaryKey, CreatedAt, Base):

@@ -5,6 +5,8 @@ from app.repositories.accounts.second_factors import RecoveryCodeRepository, Tot
 from app.repositories.accounts.users import UserRepository
 from app.repositories.admin.roles import PermissionRepository, RoleRepository
 from app.repositories.admin.service_clients import ServiceClientRepository
+from app.repositories.authorization.authorization_codes import AuthorizationCodeRepository
+from app.repositories.authorization.client_grants import ClientGrantRepository
 from app.repositories.common.audit_events import AuditEventRepository
 from app.repositories.common.base import BaseRepository, Page, UniqueViolation
 from app.repositories.oauth.oauth_accounts import OAuthAccountRepository
@@ -17,7 +19,9 @@ from app.repositories.tokens.signing_keys import SigningKeyRepository
 __all__ = [
     "ActionTokenRepository",
     "AuditEventRepository",
+    "AuthorizationCodeRepository",
     "BaseRepository",
+    "ClientGrantRepository",
     "MfaChallengeRepository",
     "OAuthAccountRepository",
     "OAuthStateRepository",

@@ -74,6 +74,16 @@ class SessionRead(BaseModel):
     current: bool
 
 
+class ClientGrantRead(BaseModel):
+    """What the user granted a third-party client on the consent page."""
+
+    client_id: str
+    client_name: str
+    scopes: list[str]
+    granted_at: datetime
+    updated_at: datetime
+
+
 # Mailed tokens are 43 base64url characters; anything much longer is not one of ours.
 MailedToken = Annotated[str, Field(min_length=1, max_length=512)]
 

@@ -64,8 +64,12 @@ async def token(
     mfa_token: FormField = None,
     otp: FormField = None,
     recovery_code: FormField = None,
+    code: FormField = None,
+    redirect_uri: FormField = None,
+    code_verifier: FormField = None,
 ) -> JSONResponse:
-    """OAuth2 token endpoint (form-encoded): `password`, `refresh_token`,
+    """OAuth2 token endpoint (form-encoded): `authorization_code` (with `code`,
+    `redirect_uri` and the PKCE `code_verifier`), `password`, `refresh_token`,
     `client_credentials` and `urn:authsvc:params:oauth:grant-type:mfa` grants.
 
     The password grant is the first-party sign-in for the operator's own frontends, a
@@ -98,6 +102,16 @@ async def token(
                 caller=caller,
                 claimed=claimed_client(request, client_id, client_secret),
             )
+        elif grant_type == "authorization_code":
+            if not code:
+                return oauth_error("invalid_request", "`code` is required.")
+            result = await service.authorization_code_grant(
+                code=code,
+                redirect_uri=redirect_uri,
+                code_verifier=code_verifier,
+                caller=caller,
+                claimed=claimed_client(request, client_id, client_secret),
+            )
         elif grant_type == "refresh_token":
             if not refresh_token:
                 return oauth_error("invalid_request", "`refresh_token` is required.")
@@ -125,9 +139,12 @@ async def token(
             return oauth_error("unsupported_grant_type", f"Unsupported grant_type {grant_type!r}.")
     except DomainError as error:
         return oauth_error_from(error)
-    # A refresh implicitly asks for the scope first granted (RFC 6749 section 6), so its answer
-    # always says what the new token holds.
-    return token_json(result, scope_requested=bool(scope) or grant_type == "refresh_token")
+    # A refresh implicitly asks for the scope first granted (RFC 6749 section 6), and a code
+    # for the scope its request asked: their answers always say what the new token holds.
+    return token_json(
+        result,
+        scope_requested=bool(scope) or grant_type in {"refresh_token", "authorization_code"},
+    )
 
 
 @router.post("/revoke", response_class=Response, responses=OAUTH_ERRORS)

@@ -64,6 +64,36 @@ class SignInSessionRepository(BaseRepository[UserSession]):
         )
         return int(result.rowcount)
 
+    async def get_by_browser_secret(self, secret_hash: str) -> UserSession | None:
+        """The browser session whose cookie secret has this digest."""
+        return await self.get_one_by(browser_secret_hash=secret_hash)
+
+    async def revoke_with_derived(self, session_id: uuid.UUID, now: datetime, reason: str) -> int:
+        """Revoke a browser session and every live session opened from it (by its codes), in
+        one statement; how many were live."""
+        statement = update(UserSession).where(
+            (UserSession.id == session_id) | (UserSession.browser_session_id == session_id),
+            UserSession.revoked_at.is_(None),
+        )
+        result: CursorResult[tuple[()]] = await self.session.execute(  # type: ignore[assignment]
+            statement.values(revoked_at=now, revoke_reason=reason)
+        )
+        return int(result.rowcount)
+
+    async def revoke_for_client(
+        self, user_id: uuid.UUID, client_id: str, now: datetime, reason: str
+    ) -> int:
+        """Revoke every live session a user has with one client; how many were live."""
+        statement = update(UserSession).where(
+            UserSession.user_id == user_id,
+            UserSession.client_id == client_id,
+            UserSession.revoked_at.is_(None),
+        )
+        result: CursorResult[tuple[()]] = await self.session.execute(  # type: ignore[assignment]
+            statement.values(revoked_at=now, revoke_reason=reason)
+        )
+        return int(result.rowcount)
+
     async def get_for_update_by_refresh_token(self, token_hash: str) -> UserSession | None:
         """The session a refresh token belongs to, its row locked until the transaction ends.
 

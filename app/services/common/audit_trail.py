@@ -40,6 +40,11 @@ class AuditEventType(StrEnum):
     recovery_codes_regenerated = "mfa.recovery_codes_regenerated"
     recovery_code_used = "mfa.recovery_code_used"
     mfa_reset = "mfa.reset"  # by an administrator
+    # The OpenID Provider: a user granted a third-party client scopes (the consent page), or
+    # took the grant back; an authorization code came back after its redemption.
+    client_granted = "grant.given"
+    client_grant_revoked = "grant.revoked"
+    authorization_code_reused = "authorization_code.reused"
     oauth_login = "oauth.login"
     oauth_linked = "oauth.linked"
     oauth_unlinked = "oauth.unlinked"

@@ -12,8 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.repositories import PermissionRepository
 
+# Asks for a refresh token (OpenID Connect Core 11): a third-party client gets one only when
+# the user granted it.
+OFFLINE_ACCESS = "offline_access"
 # Scopes any signed-in user may ask for; everything else must be a permission they hold.
-BASIC_SCOPES = frozenset({"openid", "profile", "email"})
+BASIC_SCOPES = frozenset({"openid", "profile", "email", OFFLINE_ACCESS})
 
 
 class UserScopes:

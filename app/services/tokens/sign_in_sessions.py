@@ -41,9 +41,13 @@ class RefreshTokenReused(InvalidGrant):
 
 @dataclass(frozen=True, slots=True)
 class IssuedSession:
+    """A new session: a token session with its first refresh token, or a browser session
+    with the secret for its cookie."""
+
     session: UserSession
     user: User
-    refresh_token: str
+    refresh_token: str | None
+    browser_secret: str | None = None
 
 
 class SignInSessions:
@@ -60,13 +64,16 @@ class SignInSessions:
         caller: Caller,
         *,
         scope: str,
-        client_id: str,
+        client_id: str | None,
         methods: Sequence[str],
         now: datetime,
+        browser: bool = False,
     ) -> IssuedSession:
-        """Open a session (a refresh-token family) and issue its first refresh token. The user
-        has just proved the credentials `methods` (RFC 8176 `amr` values): the session's
-        `authenticated_at` is `now`, its `acr` what those methods add up to."""
+        """Open a session (a refresh-token family) and issue its first refresh token, or, for
+        `browser`, a browser session and the secret for its cookie. The user has just proved
+        the credentials `methods` (RFC 8176 `amr` values): the session's `authenticated_at`
+        is `now`, its `acr` what those methods add up to."""
+        browser_secret = new_opaque_token() if browser else None
         sign_in_session = await self.sessions.create(
             user_id=user.id,
             client_id=client_id,
@@ -79,9 +86,69 @@ class SignInSessions:
             amr=" ".join(methods),
             acr=assurance_level(methods),
             expires_at=now + timedelta(seconds=self.settings.session_absolute_lifetime_seconds),
+            browser_secret_hash=token_digest(browser_secret) if browser_secret else None,
         )
+        if browser_secret is not None:
+            return IssuedSession(
+                session=sign_in_session,
+                user=user,
+                refresh_token=None,
+                browser_secret=browser_secret,
+            )
         refresh_token = await self._issue_refresh_token(sign_in_session.id, now)
         return IssuedSession(session=sign_in_session, user=user, refresh_token=refresh_token)
+
+    async def start_from_browser(
+        self,
+        browser_session: UserSession,
+        user: User,
+        caller: Caller,
+        *,
+        scope: str,
+        client_id: str,
+        now: datetime,
+        with_refresh_token: bool,
+    ) -> IssuedSession:
+        """Open a client's session on the strength of a browser session's sign-in (an
+        authorization code it approved): the same `authenticated_at`, `amr` and `acr`, since
+        the user proved nothing new, and ended with the browser session. Its first refresh
+        token only when `with_refresh_token`."""
+        sign_in_session = await self.sessions.create(
+            user_id=user.id,
+            client_id=client_id,
+            scope=scope,
+            user_agent=caller.user_agent_truncated,
+            ip=caller.ip,
+            created_at=now,
+            last_used_at=now,
+            authenticated_at=browser_session.authenticated_at,
+            amr=browser_session.amr,
+            acr=browser_session.acr,
+            expires_at=now + timedelta(seconds=self.settings.session_absolute_lifetime_seconds),
+            browser_session_id=browser_session.id,
+        )
+        refresh_token = (
+            await self._issue_refresh_token(sign_in_session.id, now) if with_refresh_token else None
+        )
+        return IssuedSession(session=sign_in_session, user=user, refresh_token=refresh_token)
+
+    async def find_browser_session(
+        self, browser_secret: str, now: datetime
+    ) -> tuple[UserSession, User] | None:
+        """The live browser session the cookie's secret names, and its user (active), or None.
+        Marks it used (its idle lifetime starts again)."""
+        sign_in_session = await self.sessions.get_by_browser_secret(token_digest(browser_secret))
+        if sign_in_session is None:
+            return None
+        user = await self.users.get_by_id(sign_in_session.user_id)
+        if user is None or not self.is_usable(sign_in_session, user, now):
+            return None
+        sign_in_session.last_used_at = now
+        return sign_in_session, user
+
+    async def end_browser_session(self, session_id: uuid.UUID, now: datetime, reason: str) -> int:
+        """End a browser session and the client sessions its codes opened."""
+        return await self.sessions.revoke_with_derived(session_id, now, reason)
 
     async def rotate(
         self, refresh_token: str, caller: Caller, now: datetime, *, client_id: str
@@ -113,6 +180,9 @@ class SignInSessions:
             sign_in_session.ip = caller.ip
         successor = await self._issue_refresh_token(sign_in_session.id, now)
         return IssuedSession(session=sign_in_session, user=user, refresh_token=successor)
+
+    async def get(self, session_id: uuid.UUID) -> UserSession | None:
+        return await self.sessions.get_by_id(session_id)
 
     async def find_by_refresh_token(self, refresh_token: str) -> UserSession | None:
         token = await self.refresh_tokens.get_by_hash(token_digest(refresh_token))

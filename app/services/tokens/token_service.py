@@ -22,6 +22,7 @@ from app.repositories import PermissionRepository, UserRepository
 from app.services.accounts.second_factors import SecondFactors
 from app.services.admin.client_registration import GrantType
 from app.services.admin.service_clients import SERVICE_SCOPES
+from app.services.authorization.codes import AuthorizationCodes
 from app.services.common.audit_trail import AuditEventType, AuditTrail
 from app.services.common.caller import Caller
 from app.services.common.context import Service, ServiceContext
@@ -41,9 +42,14 @@ from app.services.tokens.mfa_challenges import (
     MfaRequired,
     WrongSecondFactor,
 )
-from app.services.tokens.scopes import UserScopes
+from app.services.tokens.scopes import OFFLINE_ACCESS, UserScopes
 from app.services.tokens.sign_in_limits import Account, SignInLimits
-from app.services.tokens.sign_in_sessions import IssuedSession, RefreshTokenReused, SignInSessions
+from app.services.tokens.sign_in_sessions import (
+    InvalidGrant,
+    IssuedSession,
+    RefreshTokenReused,
+    SignInSessions,
+)
 from app.services.tokens.token_issuer import TokenIssuer, TokenResponse
 
 
@@ -58,6 +64,9 @@ class InvalidScope(DomainError):
 
 
 MFA_GRANT_TYPE = "urn:authsvc:params:oauth:grant-type:mfa"
+# Whom the hosted sign-in page's MFA challenges are for. No client can have this id (client
+# ids hold no ':'), so no client answers a challenge the page opened, nor the page a client's.
+BROWSER_CLIENT_ID = "authsvc:hosted-sign-in"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +106,7 @@ class TokenService(Service):
         self.sign_in_limits = SignInLimits(context.limiter, context.outbox)
         self.challenges = MfaChallenges(session, context.settings)
         self.second_factors = SecondFactors(session, context.data_encryptor)
+        self.codes = AuthorizationCodes(session, context.settings)
 
     async def password_grant(
         self,
@@ -111,6 +121,24 @@ class TokenService(Service):
         client allowed the password grant (any other is `UnauthorizedClient`). The refresh
         token is left out for a client not allowed the refresh grant."""
         signing_in = await self._password_client(claimed, caller)
+        issued = await self._password_sign_in(
+            username, password, scope, caller, signing_in.client_id
+        )
+        current_metrics().token_issued("password")
+        return self._for_session(issued, signing_in)
+
+    async def browser_sign_in(
+        self, *, username: str, password: str, caller: Caller
+    ) -> IssuedSession:
+        """Sign in on the hosted sign-in page: a new browser session (its cookie secret in
+        `browser_secret`), under the same limits as the password grant. Raises `LoginFailed`,
+        or `MfaRequired` for a user with a second factor (answered with
+        `browser_second_factor`)."""
+        return await self._password_sign_in(username, password, None, caller, BROWSER_CLIENT_ID)
+
+    async def _password_sign_in(
+        self, username: str, password: str, scope: str | None, caller: Caller, client_id: str
+    ) -> IssuedSession:
         sign_in_name = normalize_sign_in_name(username)
         user = await self.users.get_by_identifier(sign_in_name)
         # Hand the connection back before queueing for the hash: a sign-in flood must not
@@ -119,7 +147,7 @@ class TokenService(Service):
         account = Account.of(user, sign_in_name)
         attempt = await self.sign_in_limits.reserve(account, caller.ip)
         try:
-            issued = await self._sign_in(user, password, scope, caller, signing_in.client_id)
+            issued = await self._sign_in(user, password, scope, caller, client_id)
         except LoginFailed:
             # The slots stay taken: they are the failure counts.
             await self._record_failed_login(user, sign_in_name, caller)
@@ -137,8 +165,7 @@ class TokenService(Service):
             raise MfaRequired(issued.mfa_token, self.challenges.ttl_seconds)
         await self.sign_in_limits.succeeded(attempt, account, caller.ip)
         current_metrics().login_ok()
-        current_metrics().token_issued("password")
-        return self._for_session(issued, signing_in)
+        return issued
 
     async def _challenge(
         self,
@@ -180,6 +207,27 @@ class TokenService(Service):
         may answer, and only while it is allowed the password grant.
         """
         client = await self._password_client(claimed, caller)
+        issued = await self._second_step(mfa_token, otp, recovery_code, caller, client.client_id)
+        current_metrics().token_issued(MFA_GRANT_TYPE)
+        return self._for_session(issued, client)
+
+    async def browser_second_factor(
+        self, *, mfa_token: str, otp: str | None, recovery_code: str | None, caller: Caller
+    ) -> IssuedSession:
+        """The hosted sign-in page's second step: the `mfa_token` of `browser_sign_in`'s
+        `MfaRequired` and a code; a browser session at `acr` "aal2". The same rules and
+        limits as the MFA grant; a challenge opened for a client is not answered here, nor
+        this page's at the token endpoint."""
+        return await self._second_step(mfa_token, otp, recovery_code, caller, BROWSER_CLIENT_ID)
+
+    async def _second_step(
+        self,
+        mfa_token: str,
+        otp: str | None,
+        recovery_code: str | None,
+        caller: Caller,
+        client_id: str,
+    ) -> IssuedSession:
         pending = await self.challenges.find(mfa_token)
         user = await self.users.get_by_id(pending.user_id) if pending is not None else None
         await self.session.close()  # no connection held while waiting for a reservation
@@ -190,7 +238,7 @@ class TokenService(Service):
         try:
             outcome = await run_unit_of_work(
                 self.session,
-                lambda: self._answer(mfa_token, otp, recovery_code, client.client_id, caller),
+                lambda: self._answer(mfa_token, otp, recovery_code, client_id, caller),
             )
         except BaseException:
             await attempt.release()  # refused before any code was checked, or a fault
@@ -201,8 +249,7 @@ class TokenService(Service):
             raise InvalidMfaToken if outcome.voided else WrongSecondFactor
         await self.sign_in_limits.succeeded(attempt, account, caller.ip)
         current_metrics().login_ok()
-        current_metrics().token_issued(MFA_GRANT_TYPE)
-        return self._for_session(outcome.issued, client)
+        return outcome.issued
 
     async def _answer(
         self,
@@ -235,13 +282,13 @@ class TokenService(Service):
             return SecondFactorOutcome(issued=None, voided=voided)
         self.challenges.spend(challenge, now)
         user.last_login_at = now
-        issued = await self.sessions.start(
+        issued = await self._start(
             user,
             caller,
-            scope=challenge.scope,
-            client_id=challenge.client_id,
-            methods=[challenge.first_factor, method],
-            now=now,
+            challenge.scope,
+            challenge.client_id,
+            [challenge.first_factor, method],
+            now,
         )
         await self.audit.record(
             AuditEventType.login_succeeded,
@@ -311,9 +358,7 @@ class TokenService(Service):
             granted = await self._granted_scope(user, scope)
             if user.mfa_enabled:  # read back by record_sign_in, under its lock
                 return await self._challenge(user, client_id, granted, PASSWORD, caller, now)
-            issued = await self.sessions.start(
-                user, caller, scope=granted, client_id=client_id, methods=[PASSWORD], now=now
-            )
+            issued = await self._start(user, caller, granted, client_id, [PASSWORD], now)
             await self.audit.record(
                 AuditEventType.login_succeeded,
                 caller=caller,
@@ -324,6 +369,25 @@ class TokenService(Service):
             return issued
 
         return await run_unit_of_work(self.session, start_session)
+
+    async def _start(
+        self,
+        user: User,
+        caller: Caller,
+        scope: str,
+        client_id: str,
+        methods: list[str],
+        now: datetime,
+    ) -> IssuedSession:
+        """A new session for `client_id`, or a browser session for the hosted sign-in page's
+        `BROWSER_CLIENT_ID` (which belongs to no client)."""
+        if client_id == BROWSER_CLIENT_ID:
+            return await self.sessions.start(
+                user, caller, scope="", client_id=None, methods=methods, now=now, browser=True
+            )
+        return await self.sessions.start(
+            user, caller, scope=scope, client_id=client_id, methods=methods, now=now
+        )
 
     async def refresh_grant(
         self,
@@ -363,6 +427,104 @@ class TokenService(Service):
             raise
         current_metrics().token_issued("refresh_token")
         return self.issuer.for_session(issued)
+
+    async def authorization_code_grant(
+        self,
+        *,
+        code: str,
+        redirect_uri: str | None,
+        code_verifier: str | None,
+        caller: Caller,
+        claimed: ClaimedClient,
+    ) -> TokenResponse:
+        """Redeem an authorization code (RFC 6749 4.1.3, RFC 7636 4.5): the client it was
+        issued to, with the same `redirect_uri` and the PKCE verifier, gets a new session's
+        tokens (an ID token with the request's `nonce` when `openid` was granted; a refresh
+        token when the client may refresh and is first-party or was granted
+        `offline_access`).
+
+        Anything wrong is `InvalidGrant`, and spends the code all the same. A code presented
+        again after its redemption ends the session it opened (RFC 6749 4.1.2), so of two
+        parallel redemptions exactly one gets tokens, and those stop working."""
+        client = await self._identify_client(claimed, caller)
+        if not client.may_use(GrantType.authorization_code):
+            raise UnauthorizedClient("This client may not use the authorization_code grant.")
+        now = self.clock()
+        outcome = await run_unit_of_work(
+            self.session,
+            lambda: self._redeem(code, redirect_uri, code_verifier, client, caller, now),
+        )
+        if outcome is None:
+            raise InvalidGrant("The authorization code is invalid, expired or was already used.")
+        issued, nonce = outcome
+        current_metrics().token_issued("authorization_code")
+        return self.issuer.for_session(issued)  # nonce: see the ID token issuer
+
+    async def _redeem(
+        self,
+        code: str,
+        redirect_uri: str | None,
+        code_verifier: str | None,
+        client: IdentifiedClient,
+        caller: Caller,
+        now: datetime,
+    ) -> tuple[IssuedSession, str | None] | None:
+        """The new session and the request's nonce, or None (the code's spending and a
+        replay's consequences are committed either way)."""
+        redemption = await self.codes.redeem(code, now)
+        spent = redemption.code
+        if spent is None:
+            return None
+        if redemption.replayed:
+            if spent.issued_session_id is not None:
+                await self.sessions.end(spent.issued_session_id, now, "authorization_code_reuse")
+            await self.audit.record(
+                AuditEventType.authorization_code_reused,
+                caller=caller,
+                user_id=spent.user_id,
+                client_id=spent.client_id,
+                session_id=str(spent.issued_session_id) if spent.issued_session_id else None,
+            )
+            return None
+        if not self.codes.is_valid_for(
+            spent,
+            client_id=client.client_id,
+            redirect_uri=redirect_uri,
+            code_verifier=code_verifier,
+            now=now,
+        ):
+            return None
+        user = await self.users.get_by_id(spent.user_id)
+        browser_session = await self.sessions.get(spent.browser_session_id)
+        if (
+            user is None
+            or browser_session is None
+            or user.token_version != spent.token_version
+            or not self.sessions.is_usable(browser_session, user, now)
+        ):
+            return None  # signed out (or out everywhere) since the code was issued
+        scopes = spent.scope.split()
+        issued = await self.sessions.start_from_browser(
+            browser_session,
+            user,
+            caller,
+            scope=spent.scope,
+            client_id=client.client_id,
+            now=now,
+            with_refresh_token=client.may_use(GrantType.refresh_token)
+            and (client.is_first_party or OFFLINE_ACCESS in scopes),
+        )
+        spent.issued_session_id = issued.session.id
+        await self.audit.record(
+            AuditEventType.login_succeeded,
+            caller=caller,
+            user_id=user.id,
+            actor_id=user.id,
+            session_id=str(issued.session.id),
+            client_id=client.client_id,
+            grant_type="authorization_code",
+        )
+        return issued, spent.nonce
 
     async def client_credentials_grant(
         self, credentials: ClientCredentials | None, *, scope: str | None, caller: Caller

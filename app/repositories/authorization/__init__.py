@@ -1,0 +1,1 @@
+"""Data access for the authorization endpoint: its codes and the users' grants to clients."""

@@ -1,0 +1,1 @@
+"""The OpenID Provider's authorization endpoint: requests, browser sessions, consent, codes."""
