@@ -16,6 +16,7 @@ from app.api.routes import oauth, tokens, well_known
 from app.api.routes.accounts import me, mfa, recovery, registration
 from app.api.routes.admin import audit, permissions, roles, service_clients, users
 from app.api.routes.operations import health, metrics
+from app.api.routes.pages import assets as page_assets
 from app.config import Settings, get_settings
 from app.observability import install_observability
 from app.runtime import install_runtime, open_runtime
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tokens.router)
     app.include_router(oauth.router)
     app.include_router(well_known.router)
+    app.include_router(page_assets.router)
     for admin in (users, roles, permissions, service_clients, audit):
         app.include_router(admin.router)
     return app
