@@ -10,7 +10,9 @@ from app.config import Settings
 # The pages' own colours (app/api/pages/static/authsvc.css): the card is white, its text dark.
 CARD_COLOR = "#ffffff"
 DARK_TEXT = "#111827"
-LIGHT_TEXT = "#ffffff"
+# Text on a brand colour: one of the two always contrasts at least 4.58:1 with any colour.
+WHITE = "#ffffff"
+BLACK = "#000000"
 
 # WCAG 2.x: 4.5:1 for text, 3:1 for large text and the parts of controls (focus rings).
 TEXT_CONTRAST = 4.5
@@ -61,10 +63,10 @@ class Branding:
 
 
 def readable_text_on(color: str) -> str:
-    """White or near-black, whichever contrasts more with `color`."""
-    if contrast_ratio(LIGHT_TEXT, color) >= contrast_ratio(DARK_TEXT, color):
-        return LIGHT_TEXT
-    return DARK_TEXT
+    """White or black, whichever contrasts more with `color` (at least 4.58:1)."""
+    if contrast_ratio(WHITE, color) >= contrast_ratio(BLACK, color):
+        return WHITE
+    return BLACK
 
 
 def contrast_ratio(first: str, second: str) -> float:

@@ -37,16 +37,19 @@ def csp_source(url: str) -> str:
     scheme = parts.scheme.lower()
     if scheme in _DEFAULT_PORTS:
         if not parts.hostname:
-            raise ValueError(f"{url!r} has no host")
+            raise ValueError(f"{url!r} has no host for a CSP source")
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-        port = parts.port  # ValueError for a port that is not a number in range
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"{url!r} has no valid port for a CSP source") from None
         source = f"{scheme}://{host}"
         if port is not None and port != _DEFAULT_PORTS[scheme]:
             source += f":{port}"
     elif _SCHEME.fullmatch(scheme) and scheme not in _REFUSED_SCHEMES:
         source = f"{scheme}:"
     else:
-        raise ValueError(f"{url!r} has no scheme a redirect may use")
+        raise ValueError(f"{url!r} has no scheme a CSP source may allow")
     return _checked_source(source)
 
 
@@ -75,6 +78,12 @@ def page_security_headers(
 
 
 def _checked_source(source: str) -> str:
-    if not (_ORIGIN_SOURCE.fullmatch(source) or _SCHEME_SOURCE.fullmatch(source)):
-        raise ValueError(f"{source!r} is not a CSP origin or scheme source")
+    # A bare `https:` (or `javascript:`) would open the policy to every site.
+    is_private_scheme = (
+        _SCHEME_SOURCE.fullmatch(source) is not None
+        and source[:-1] not in _DEFAULT_PORTS
+        and source[:-1] not in _REFUSED_SCHEMES
+    )
+    if not (is_private_scheme or _ORIGIN_SOURCE.fullmatch(source)):
+        raise ValueError(f"{source!r} is not a CSP origin or private-use scheme source")
     return source
