@@ -29,8 +29,8 @@ environment = Environment(
     lstrip_blocks=True,
 )
 
-# Names render_page puts in every template's context; a route passes none of them, except
-# `csrf_token` (render_page then sets that token's cookie instead of issuing one).
+# Names render_page puts in every template's context, which a route must not pass. It fills in
+# `csrf_token` too, unless the route passes one (from csrf.issue): it then sets that one's cookie.
 _PROVIDED = frozenset({"brand", "stylesheets"})
 
 
