@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from collections.abc import Iterable
 from enum import StrEnum
 from functools import lru_cache
@@ -11,7 +12,15 @@ from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -306,6 +315,27 @@ class Settings(BaseSettings):
     # recommends 10 minutes at most; a browser redirect takes well under a second).
     authorization_code_ttl_seconds: int = Field(default=60, ge=5, le=60)
 
+    # --- hosted pages branding (app/api/pages/branding.py) ---
+    brand_name: str = Field(
+        default="authsvc",
+        min_length=1,
+        max_length=100,
+        description="The name the sign-in, consent and logout pages show (title, header, the "
+        "logo's alt text).",
+    )
+    brand_logo_url: str | None = Field(
+        default=None,
+        description="Logo in the pages' header: an https URL (plain http only on loopback). "
+        "Unset: the brand name is shown instead.",
+    )
+    brand_primary_color: str = Field(
+        default="#2457a6",
+        description="#RRGGBB of buttons, links and focus rings on the hosted pages.",
+    )
+    brand_background_color: str = Field(
+        default="#f3f5f8", description="#RRGGBB behind the hosted pages' card."
+    )
+
     # --- cache / shared counters ---
     redis_url: str | None = None
 
@@ -362,6 +392,41 @@ class Settings(BaseSettings):
                     raise ValueError(f"AUTH_CORS_ORIGINS: {origin!r} is not scheme://host[:port]")
             checked.append(origin)
         return checked
+
+    @field_validator("brand_name")
+    @classmethod
+    def _check_brand_name(cls, name: str) -> str:
+        name = name.strip()
+        if not name:
+            raise ValueError("AUTH_BRAND_NAME must not be blank")
+        return name
+
+    @field_validator("brand_logo_url")
+    @classmethod
+    def _check_brand_logo_url(cls, url: str | None) -> str | None:
+        # The URL lands in an <img src> (escaped) and its origin may land in the pages' CSP:
+        # one plain absolute URL, nothing that could carry credentials or break either.
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if (
+            not _is_https_or_loopback(url)
+            or not parts.hostname
+            or "@" in parts.netloc
+            or any(character.isspace() or character in "\"'<>;,\\" for character in url)
+        ):
+            raise ValueError(
+                f"AUTH_BRAND_LOGO_URL: {url!r} is not an https URL (plain http only on loopback)"
+            )
+        return url
+
+    @field_validator("brand_primary_color", "brand_background_color")
+    @classmethod
+    def _check_brand_color(cls, color: str, info: ValidationInfo) -> str:
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", color):
+            name = f"AUTH_{(info.field_name or '').upper()}"
+            raise ValueError(f"{name}: {color!r} is not a #RRGGBB colour")
+        return color.lower()
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from app.api.pages import csrf
-from app.api.pages.rendering import render_error
 from fastapi import APIRouter, Form, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 from app.api.authorization_answers import invalid_target_page, respond
 from app.api.browser_session import browser_secret
 from app.api.deps import AuthorizationServiceDep, CallerDep
+from app.api.pages import csrf
+from app.api.pages.rendering import render_error
 from app.api.routes.authorization import authorize
 from app.services.authorization.requests import (
     AuthorizationRefused,

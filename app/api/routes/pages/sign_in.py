@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from app.api.pages import csrf
-from app.api.pages.rendering import render_error, render_page
 from fastapi import APIRouter, Form, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 from app.api.authorization_answers import SIGN_IN_PATH, is_return_address
 from app.api.browser_session import keep_browser_session
 from app.api.deps import CallerDep, TokenServiceDep
+from app.api.pages import csrf
+from app.api.pages.rendering import render_error, render_page
 from app.errors import RateLimited, ServiceUnavailable
 from app.services.tokens.mfa_challenges import InvalidMfaToken, MfaRequired, WrongSecondFactor
 from app.services.tokens.token_service import LoginFailed
