@@ -12,8 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.repositories import PermissionRepository
 
+# OpenID Connect: asking for it earns an ID token beside the access token.
+OPENID = "openid"
 # Scopes any signed-in user may ask for; everything else must be a permission they hold.
-BASIC_SCOPES = frozenset({"openid", "profile", "email"})
+# `profile` and `email` choose the claims of the ID token and userinfo; `offline_access` asks
+# for a refresh token (OIDC Core 11), which decides it for third-party clients.
+BASIC_SCOPES = frozenset({OPENID, "profile", "email", "offline_access"})
 
 
 class UserScopes:
