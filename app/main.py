@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from app.api.docs import install_docs, openapi_url
 from app.api.hardening import install_hardening
 from app.api.problems import install_problem_handlers
-from app.api.routes import authorization, oauth, tokens, well_known
+from app.api.routes import authorization, oauth, tokens, userinfo, well_known
 from app.api.routes.accounts import grants, me, mfa, recovery, registration
 from app.api.routes.admin import audit, permissions, roles, service_clients, users
 from app.api.routes.operations import health, metrics
@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(accounts.router)
     app.include_router(tokens.router)
     app.include_router(oauth.router)
+    app.include_router(userinfo.router)
     app.include_router(well_known.router)
     app.include_router(authorization.router)
     for page in (page_assets, sign_in, consent):

@@ -10,6 +10,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from app.errors import DomainError
 from app.services.common.authorization import MissingPermission
 from app.services.tokens.bearer_authentication import NotAuthenticated
+from app.services.tokens.userinfo import InsufficientScope
 
 
 def bearer_challenge(request: Request, error: DomainError, status: HTTPStatus) -> str | None:
@@ -24,7 +25,7 @@ def bearer_challenge(request: Request, error: DomainError, status: HTTPStatus) -
         return 'Bearer error="invalid_token"'
     if status == HTTPStatus.UNAUTHORIZED:
         return "Bearer"
-    if isinstance(error, MissingPermission):
+    if isinstance(error, MissingPermission | InsufficientScope):
         return f'Bearer error="insufficient_scope", scope="{" ".join(error.missing)}"'
     return None
 

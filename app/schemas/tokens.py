@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class TokenResponseBody(BaseModel):
@@ -11,6 +11,11 @@ class TokenResponseBody(BaseModel):
     expires_in: int
     refresh_token: str | None = None
     scope: str | None = None
+    id_token: str | None = Field(
+        default=None,
+        description="OpenID Connect ID token (a JWT for the client, not for APIs): only when "
+        "the granted scope has `openid`.",
+    )
 
 
 class OAuthErrorBody(BaseModel):

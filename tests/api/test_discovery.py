@@ -79,6 +79,9 @@ async def test_every_advertised_endpoint_and_grant_is_served(
     assert revoke.json()["error"] == "invalid_request"
     introspect = await client.post(path(metadata["introspection_endpoint"]), data={"token": "x"})
     assert introspect.json()["error"] == "invalid_client"
+    for method in ("GET", "POST"):  # userinfo asks for a bearer token
+        userinfo = await client.request(method, path(metadata["userinfo_endpoint"]))
+        assert userinfo.headers["www-authenticate"] == "Bearer", method
     for grant in metadata["grant_types_supported"]:
         response = await client.post(path(metadata["token_endpoint"]), data={"grant_type": grant})
         assert response.json()["error"] != "unsupported_grant_type", grant
@@ -104,14 +107,25 @@ async def test_rfc8414_metadata_is_the_same_document_as_openid_configuration(
     assert oauth.headers["cache-control"] == openid.headers["cache-control"]
 
 
-async def test_discovery_claims_no_id_tokens(client: httpx.AsyncClient) -> None:
+async def test_discovery_advertises_id_tokens_and_userinfo(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
     metadata = (await client.get("/.well-known/oauth-authorization-server")).json()
 
-    assert "openid" not in metadata["scopes_supported"]
-    assert "id_token_signing_alg_values_supported" not in metadata
-    assert "userinfo_endpoint" not in metadata
+    assert {"openid", "profile", "email", "offline_access"} <= set(metadata["scopes_supported"])
+    assert metadata["id_token_signing_alg_values_supported"] == ["RS256"]
+    assert metadata["userinfo_endpoint"] == f"{settings.public_url.rstrip('/')}/oauth/userinfo"
+    assert metadata["claim_types_supported"] == ["normal"]
+    assert set(metadata["claims_supported"]) == {
+        *("sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash"),
+        *("acr", "amr", "sid", "azp", "email", "email_verified", "name", "preferred_username"),
+    }
+    # The authorization endpoint is not served yet, and so nothing that belongs to it.
     assert "authorization_endpoint" not in metadata
-    assert metadata["response_types_supported"] == []  # no authorization endpoint yet
+    assert "end_session_endpoint" not in metadata
+    assert "code_challenge_methods_supported" not in metadata
+    assert "authorization_code" not in metadata["grant_types_supported"]
+    assert metadata["response_types_supported"] == []
 
 
 class TestServedOverHttps:

@@ -34,7 +34,7 @@ from schemathesis.specs.openapi.checks import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.support.admins import admin_headers, register_client
-from tests.support.flows import PASSWORD, basic, bearer, register, sign_in
+from tests.support.flows import PASSWORD, basic, bearer, password_grant, register, sign_in
 
 T = TypeVar("T")
 BASE_URL = "http://testserver"
@@ -49,6 +49,8 @@ CHECKS = [
 # example, so the superuser keeps a working token for the rest of the run.
 SESSION_ENDING = {"POST /auth/logout", "POST /auth/logout-all", "POST /users/me/password"}
 CLIENT_AUTHENTICATED = {"POST /auth/introspect", "POST /auth/revoke"}
+# Operations about the user a token with `openid` names (OpenID Connect userinfo).
+OPENID_SCOPED = {"GET /oauth/userinfo", "POST /oauth/userinfo"}
 EXISTING = "existing"  # a third pass: valid input with items and secrets that exist
 # Fields generated input cannot guess, for that pass: a password the policy accepts (at least
 # 15 characters, not a common one), the superuser's credentials, a throwaway's own password.
@@ -213,6 +215,13 @@ async def existing_item(
     return str(next(item["id"] for item in listed if not item["current"]))
 
 
+async def sign_in_for_openid(client: httpx.AsyncClient) -> dict[str, str]:
+    """The superuser's bearer header with the scopes of OpenID Connect."""
+    response = await password_grant(client, "root@example.com", scope="openid profile email")
+    assert response.status_code == 200, response.text
+    return bearer(response.json()["access_token"])
+
+
 async def test_every_operation_survives_generated_input(
     client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -233,6 +242,10 @@ async def test_every_operation_survives_generated_input(
             labels.append(label)
             if label in CLIENT_AUTHENTICATED:
                 headers: Callable[[], dict[str, str]] = lambda: service_client  # noqa: E731
+            elif label in OPENID_SCOPED:
+                # Signed in now: operations before may have ended the superuser's other sessions.
+                openid_root = fuzzer.on_loop(sign_in_for_openid(client))
+                headers = lambda bound=openid_root: bound  # noqa: E731
             elif label in SESSION_ENDING:
                 headers = fresh_user
             else:

@@ -24,8 +24,26 @@ def public_cache(settings: Settings) -> dict[str, str]:
 
 
 CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
-# Accepted in a request, but what they ask for (an ID token) is not served yet.
-NOT_SERVED_SCOPES = frozenset({"openid"})
+# What ID tokens and userinfo may say (OIDC Core 2, 5.1); `email`, `name` and the like only
+# as the scopes allow.
+CLAIMS_SUPPORTED = [
+    "sub",
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "at_hash",
+    "acr",
+    "amr",
+    "sid",
+    "azp",
+    "email",
+    "email_verified",
+    "name",
+    "preferred_username",
+]
 
 
 @router.get("/jwks.json")
@@ -39,15 +57,15 @@ async def jwks(settings: SettingsDep, codec: CodecDep) -> JSONResponse:
 @router.get("/oauth-authorization-server")
 async def authorization_server_metadata(settings: SettingsDep, codec: CodecDep) -> JSONResponse:
     """Authorization server metadata (RFC 8414), also served as the OpenID Connect discovery
-    document: only what is implemented. No ID tokens are issued yet, so neither `openid` nor
-    ID token algorithms are advertised; there is no authorization endpoint, so no response
-    type either."""
+    document: only what is implemented. ID tokens are signed like access tokens (the same
+    keys); there is no authorization endpoint yet, so no response type either."""
     base = settings.public_url.rstrip("/")
     metadata: dict[str, Any] = {
         "issuer": settings.issuer,
         "token_endpoint": f"{base}/auth/token",
         "revocation_endpoint": f"{base}/auth/revoke",
         "introspection_endpoint": f"{base}/auth/introspect",
+        "userinfo_endpoint": f"{base}/oauth/userinfo",
         "jwks_uri": f"{base}/.well-known/jwks.json",
         "grant_types_supported": ["password", "refresh_token", "client_credentials"],
         "response_types_supported": [],
@@ -58,9 +76,10 @@ async def authorization_server_metadata(settings: SettingsDep, codec: CodecDep) 
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS[1:],
         "access_token_signing_alg_values_supported": codec.algorithms,
-        "scopes_supported": sorted(
-            {*BASIC_SCOPES, *BUILTIN_PERMISSIONS, *SERVICE_SCOPES} - NOT_SERVED_SCOPES
-        ),
+        "id_token_signing_alg_values_supported": codec.algorithms,
+        "scopes_supported": sorted({*BASIC_SCOPES, *BUILTIN_PERMISSIONS, *SERVICE_SCOPES}),
         "subject_types_supported": ["public"],
+        "claims_supported": CLAIMS_SUPPORTED,
+        "claim_types_supported": ["normal"],
     }
     return JSONResponse(metadata, headers=public_cache(settings))

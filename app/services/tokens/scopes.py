@@ -12,11 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.repositories import PermissionRepository
 
+# OpenID Connect: asking for it earns an ID token beside the access token.
+OPENID = "openid"
 # Asks for a refresh token (OpenID Connect Core 11): a third-party client gets one only when
 # the user granted it.
 OFFLINE_ACCESS = "offline_access"
 # Scopes any signed-in user may ask for; everything else must be a permission they hold.
-BASIC_SCOPES = frozenset({"openid", "profile", "email", OFFLINE_ACCESS})
+# `profile` and `email` choose the claims of the ID token and userinfo.
+BASIC_SCOPES = frozenset({OPENID, "profile", "email", OFFLINE_ACCESS})
 
 
 class UserScopes:

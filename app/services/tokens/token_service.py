@@ -458,7 +458,7 @@ class TokenService(Service):
             raise InvalidGrant("The authorization code is invalid, expired or was already used.")
         issued, nonce = outcome
         current_metrics().token_issued("authorization_code")
-        return self.issuer.for_session(issued)  # nonce: see the ID token issuer
+        return self.issuer.for_session(issued, nonce=nonce)
 
     async def _redeem(
         self,
