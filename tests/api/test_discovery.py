@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+from authlib.oidc.discovery import OpenIDProviderMetadata
 
 from app.config import Settings
 
@@ -46,6 +47,7 @@ async def test_openid_configuration_names_this_issuer_and_its_endpoints(
     assert metadata["revocation_endpoint"].endswith("/auth/revoke")
     assert metadata["introspection_endpoint"].endswith("/auth/introspect")
     assert set(metadata["grant_types_supported"]) == {
+        "authorization_code",
         "password",
         "refresh_token",
         "client_credentials",
@@ -82,6 +84,10 @@ async def test_every_advertised_endpoint_and_grant_is_served(
     for method in ("GET", "POST"):  # userinfo asks for a bearer token
         userinfo = await client.request(method, path(metadata["userinfo_endpoint"]))
         assert userinfo.headers["www-authenticate"] == "Bearer", method
+    # Without a client the authorization endpoint shows its error page, never a redirect.
+    authorize = await client.get(path(metadata["authorization_endpoint"]))
+    assert authorize.status_code == 400
+    assert "location" not in authorize.headers
     for grant in metadata["grant_types_supported"]:
         response = await client.post(path(metadata["token_endpoint"]), data={"grant_type": grant})
         assert response.json()["error"] != "unsupported_grant_type", grant
@@ -120,12 +126,21 @@ async def test_discovery_advertises_id_tokens_and_userinfo(
         *("sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash"),
         *("acr", "amr", "sid", "azp", "email", "email_verified", "name", "preferred_username"),
     }
-    # The authorization endpoint is not served yet, and so nothing that belongs to it.
-    assert "authorization_endpoint" not in metadata
+
+
+async def test_discovery_advertises_the_code_flow_with_pkce_and_the_issuer_in_responses(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    metadata = (await client.get("/.well-known/openid-configuration")).json()
+
+    assert metadata["authorization_endpoint"] == f"{settings.public_url}/oauth/authorize"
+    assert metadata["response_types_supported"] == ["code"]
+    assert metadata["response_modes_supported"] == ["query"]
+    assert metadata["code_challenge_methods_supported"] == ["S256"]
+    assert metadata["authorization_response_iss_parameter_supported"] is True
+    assert "authorization_code" in metadata["grant_types_supported"]
+    # Not served yet, so not advertised.
     assert "end_session_endpoint" not in metadata
-    assert "code_challenge_methods_supported" not in metadata
-    assert "authorization_code" not in metadata["grant_types_supported"]
-    assert metadata["response_types_supported"] == []
 
 
 class TestServedOverHttps:
@@ -141,9 +156,14 @@ class TestServedOverHttps:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for key in AuthorizationServerMetadata.REGISTRY_KEYS:
-                # RFC 8414 requires the member; Authlib also refuses an empty list, which is
-                # the honest answer of a server without an authorization endpoint.
-                if key != "response_types_supported":
-                    getattr(metadata, f"validate_{key}")()
+            metadata.validate()
         assert metadata["issuer"] == "https://auth.example.com"
+
+    async def test_metadata_passes_authlibs_openid_provider_checks(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        document: dict[str, Any] = (await client.get("/.well-known/openid-configuration")).json()
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            OpenIDProviderMetadata(document).validate()

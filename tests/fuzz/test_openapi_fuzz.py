@@ -62,6 +62,10 @@ KNOWN_BODIES = {
         "password": PASSWORD,
     },
     "POST /users/me/password": {"current_password": PASSWORD, "new_password": f"{PASSWORD}!"},
+    # Any token: revocation answers 200 and introspection `{"active": false}` for an unknown
+    # one (generated forms, all fields optional, may never happen to include it).
+    "POST /auth/introspect": {"token": "not-a-token"},
+    "POST /auth/revoke": {"token": "not-a-token"},
 }
 
 # Operations no generated input can make succeed: they need a secret the service mailed or an
@@ -78,6 +82,10 @@ NEED_A_SECRET = {
     "POST /users/me/mfa/recovery-codes",
     # A user with a second factor, which needs such a code first.
     "DELETE /admin/users/{user_id}/mfa",
+    # A PKCE challenge of a registered client's request (and a redirect is its success).
+    "GET /oauth/authorize",
+    # A grant, which only the consent page in a browser makes (tests/api/test_user_grants.py).
+    "DELETE /users/me/grants/{client_id}",
 }
 
 

@@ -56,19 +56,32 @@ async def jwks(settings: SettingsDep, codec: CodecDep) -> JSONResponse:
 @router.get("/openid-configuration")
 @router.get("/oauth-authorization-server")
 async def authorization_server_metadata(settings: SettingsDep, codec: CodecDep) -> JSONResponse:
-    """Authorization server metadata (RFC 8414), also served as the OpenID Connect discovery
-    document: only what is implemented. ID tokens are signed like access tokens (the same
-    keys); there is no authorization endpoint yet, so no response type either."""
+    """Authorization server metadata (RFC 8414), also served as the OpenID Provider's discovery
+    document (OpenID Connect Discovery 1.0): only what is implemented. ID tokens are signed
+    like access tokens (the same keys); the authorization endpoint answers `code` only, with
+    S256 PKCE required and `iss` in every response (RFC 9207)."""
     base = settings.public_url.rstrip("/")
     metadata: dict[str, Any] = {
         "issuer": settings.issuer,
         "token_endpoint": f"{base}/auth/token",
         "revocation_endpoint": f"{base}/auth/revoke",
         "introspection_endpoint": f"{base}/auth/introspect",
+        "authorization_endpoint": f"{base}/oauth/authorize",
         "userinfo_endpoint": f"{base}/oauth/userinfo",
         "jwks_uri": f"{base}/.well-known/jwks.json",
-        "grant_types_supported": ["password", "refresh_token", "client_credentials"],
-        "response_types_supported": [],
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "password",
+        ],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
         # "none": the first-party password and refresh grants; clients use the other two.
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         # A client revokes its own tokens: public ones name themselves, service clients

@@ -9,7 +9,9 @@ from app.api.problem_docs import problem_responses
 from app.config import CLIENT_ID_MAX_LENGTH
 from app.schemas.accounts import ClientGrantRead
 
-router = APIRouter(prefix="/users/me/grants", tags=["me"], responses=problem_responses(401, 404))
+router = APIRouter(
+    prefix="/users/me/grants", tags=["me"], responses=problem_responses(401, 404, 422)
+)
 
 
 @router.get("", response_model=list[ClientGrantRead])
