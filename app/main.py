@@ -17,7 +17,7 @@ from app.api.routes.accounts import grants, me, mfa, recovery, registration
 from app.api.routes.admin import audit, permissions, roles, service_clients, users
 from app.api.routes.operations import health, metrics
 from app.api.routes.pages import assets as page_assets
-from app.api.routes.pages import consent, sign_in
+from app.api.routes.pages import consent, sign_in, sign_out
 from app.config import Settings, get_settings
 from app.observability import install_observability
 from app.runtime import install_runtime, open_runtime
@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(userinfo.router)
     app.include_router(well_known.router)
     app.include_router(authorization.router)
-    for page in (page_assets, sign_in, consent):
+    for page in (page_assets, sign_in, consent, sign_out):
         app.include_router(page.router)
     for admin in (users, roles, permissions, service_clients, audit):
         app.include_router(admin.router)

@@ -18,6 +18,8 @@ import jwt
 
 from app.security.access_tokens import AccessTokenCodec
 from app.security.keys.provider import KeyRingProvider
+from authsvc_kit import rules
+from authsvc_kit.errors import InvalidToken
 
 ID_TOKEN_TYPE: Final = "JWT"
 # Claims only the signer sets: a caller passing them has a bug.
@@ -98,3 +100,29 @@ class IdTokenSigner:
             algorithm=key.algorithm,
             headers={"typ": ID_TOKEN_TYPE, "kid": key.kid},
         )
+
+
+def read_id_token_hint(codec: AccessTokenCodec, token: str) -> dict[str, Any] | None:
+    """The claims of an ID token this service issued (`id_token_hint` of RP-initiated logout,
+    OpenID Connect RP-Initiated Logout 1.0 section 2), or None for anything else.
+
+    The signature, issuer and `typ` are checked; expiry is not (a client signs the user out
+    with the ID token it has, however old) and `aud` is returned for the caller to use (it
+    names the client). A key no longer published verifies nothing: such a hint is None.
+    """
+    try:
+        rules.check_size(token)
+        header = rules.unverified_header(rules.header_segment(token))
+        key = codec.keys.verification_key(rules.key_id(header))
+        if key is None or header.get("typ") != ID_TOKEN_TYPE:
+            return None
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key.public_key,
+            algorithms=[key.algorithm],
+            issuer=codec.issuer,
+            options={"verify_exp": False, "verify_aud": False, "require": ["iss", "aud", "sub"]},
+        )
+    except (InvalidToken, jwt.PyJWTError):
+        return None
+    return claims

@@ -84,6 +84,8 @@ async def test_every_advertised_endpoint_and_grant_is_served(
     for method in ("GET", "POST"):  # userinfo asks for a bearer token
         userinfo = await client.request(method, path(metadata["userinfo_endpoint"]))
         assert userinfo.headers["www-authenticate"] == "Bearer", method
+    # RP-initiated logout asks the user to confirm.
+    assert (await client.get(path(metadata["end_session_endpoint"]))).status_code == 200
     # Without a client the authorization endpoint shows its error page, never a redirect.
     authorize = await client.get(path(metadata["authorization_endpoint"]))
     assert authorize.status_code == 400
@@ -139,8 +141,7 @@ async def test_discovery_advertises_the_code_flow_with_pkce_and_the_issuer_in_re
     assert metadata["code_challenge_methods_supported"] == ["S256"]
     assert metadata["authorization_response_iss_parameter_supported"] is True
     assert "authorization_code" in metadata["grant_types_supported"]
-    # Not served yet, so not advertised.
-    assert "end_session_endpoint" not in metadata
+    assert metadata["end_session_endpoint"] == f"{settings.public_url}/logout"
 
 
 class TestServedOverHttps:

@@ -68,6 +68,7 @@ async def authorization_server_metadata(settings: SettingsDep, codec: CodecDep) 
         "introspection_endpoint": f"{base}/auth/introspect",
         "authorization_endpoint": f"{base}/oauth/authorize",
         "userinfo_endpoint": f"{base}/oauth/userinfo",
+        "end_session_endpoint": f"{base}/logout",
         "jwks_uri": f"{base}/.well-known/jwks.json",
         "grant_types_supported": [
             "authorization_code",

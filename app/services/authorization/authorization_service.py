@@ -13,9 +13,10 @@ What decides the answer (OpenID Connect Core 3.1.2):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -52,6 +53,15 @@ class ConsentNeeded:
     request: AuthorizationRequest
     scopes: tuple[str, ...]
     user_label: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogoutTarget:
+    """The client an RP-initiated logout comes from (its name, if known) and where to send
+    the browser afterwards (None: the signed-out page)."""
+
+    client_name: str | None
+    url: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,11 +160,58 @@ class AuthorizationService(Service):
         refused = request.refuse("access_denied", "The user denied the request.")
         return Redirect(self.refusal_url(refused))
 
-    async def signed_in_user(self, browser_secret: str | None) -> User | None:
-        """Whom this browser is signed in as, if anyone."""
-        signed_in = await self._signed_in(browser_secret, self.clock())
-        await self.session.rollback()  # nothing to keep: only read (and a touch)
-        return None if signed_in is None else signed_in[1]
+    async def logout_target(
+        self,
+        *,
+        hint: Mapping[str, Any] | None,
+        client_id: str | None,
+        post_logout_redirect_uri: str | None,
+        state: str | None,
+    ) -> LogoutTarget:
+        """Where RP-initiated logout may send the browser afterwards: the client's registered
+        `post_logout_redirect_uri` (exact match) with `state`, for the client the ID token hint
+        was issued to (or `client_id`; both must agree). Anything else: nowhere (the
+        signed-out page), never an unregistered address."""
+        hinted = hint.get("aud") if hint else None
+        hinted_client = hinted if isinstance(hinted, str) else None
+        if client_id and hinted_client and client_id != hinted_client:
+            return LogoutTarget(client_name=None, url=None)
+        named = client_id or hinted_client
+        client = None
+        if named and len(named) <= CLIENT_ID_MAX_LENGTH:
+            client = await self.clients.get_by_client_id(named)
+        if client is None or not client.is_active:
+            return LogoutTarget(client_name=None, url=None)
+        registered = post_logout_redirect_uri in client.post_logout_redirect_uris
+        url = (
+            response_url(post_logout_redirect_uri, {"state": state})
+            if post_logout_redirect_uri and registered
+            else None
+        )
+        return LogoutTarget(client_name=client.name, url=url)
+
+    async def sign_out(self, browser_secret: str | None, caller: Caller) -> bool:
+        """End this browser's session and every session its codes opened (the clients'
+        tokens stop working); whether there was one."""
+
+        async def end() -> bool:
+            now = self.clock()
+            signed_in = await self._signed_in(browser_secret, now)
+            if signed_in is None:
+                return False
+            browser_session, user = signed_in
+            ended = await self.sessions.end_browser_session(browser_session.id, now, "logout")
+            await self.audit.record(
+                AuditEventType.logout,
+                caller=caller,
+                user_id=user.id,
+                actor_id=user.id,
+                session_id=str(browser_session.id),
+                sessions_ended=ended,
+            )
+            return True
+
+        return await run_unit_of_work(self.session, end)
 
     async def _signed_in(
         self, browser_secret: str | None, now: datetime
