@@ -34,17 +34,13 @@ def _sign_in_form(
     username: str = "",
     error: str | None = None,
     status_code: int = 200,
-    headers: dict[str, str] | None = None,
 ) -> Response:
-    response = render_page(
+    return render_page(
         request,
         "login.html",
         {"action": SIGN_IN_PATH, "next": next_url, "username": username, "error": error},
         status_code=status_code,
     )
-    if headers:
-        response.headers.update(headers)
-    return response
 
 
 def _second_factor_form(
@@ -135,14 +131,16 @@ async def sign_in(
             status_code=400,
         )
     except RateLimited as limited:
-        return _sign_in_form(
-            request,
-            next_address,
-            username=username or "",
-            error=f"Too many attempts. Try again in {limited.retry_after_seconds} seconds.",
-            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-            headers={"Retry-After": str(limited.retry_after_seconds)},
+        message = f"Too many attempts. Try again in {limited.retry_after_seconds} seconds."
+        response = (
+            _second_factor_form(request, next_address, mfa_token, error=message, status_code=429)
+            if mfa_token
+            else _sign_in_form(
+                request, next_address, username=username or "", error=message, status_code=429
+            )
         )
+        response.headers["Retry-After"] = str(limited.retry_after_seconds)
+        return response
     except ServiceUnavailable:
         return render_error(
             request,
