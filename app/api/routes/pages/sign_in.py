@@ -132,15 +132,15 @@ async def sign_in(
         )
     except RateLimited as limited:
         message = f"Too many attempts. Try again in {limited.retry_after_seconds} seconds."
-        response = (
+        throttled = (
             _second_factor_form(request, next_address, mfa_token, error=message, status_code=429)
             if mfa_token
             else _sign_in_form(
                 request, next_address, username=username or "", error=message, status_code=429
             )
         )
-        response.headers["Retry-After"] = str(limited.retry_after_seconds)
-        return response
+        throttled.headers["Retry-After"] = str(limited.retry_after_seconds)
+        return throttled
     except ServiceUnavailable:
         return render_error(
             request,
