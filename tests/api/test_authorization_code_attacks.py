@@ -312,4 +312,4 @@ async def test_the_sign_in_page_only_returns_to_the_authorization_endpoint(
 
 def test_the_challenge_helper_matches_rfc_7636_appendix_b() -> None:
     verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
-    assert s256_challenge(verifier) == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URW0b5ugIhkNas"
+    assert s256_challenge(verifier) == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"

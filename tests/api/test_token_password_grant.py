@@ -122,7 +122,8 @@ async def test_failed_and_successful_sign_ins_are_audited(
         ({}, "invalid_request"),
         ({"grant_type": "password", "username": "ada@example.com"}, "invalid_request"),
         ({"grant_type": "refresh_token"}, "invalid_request"),
-        ({"grant_type": "authorization_code", "code": "x"}, "unsupported_grant_type"),
+        ({"grant_type": "authorization_code"}, "invalid_request"),
+        ({"grant_type": "implicit", "code": "x"}, "unsupported_grant_type"),
     ],
 )
 async def test_malformed_token_requests_get_rfc6749_errors(

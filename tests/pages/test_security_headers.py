@@ -30,7 +30,7 @@ async def test_every_page_has_the_page_security_headers(
     assert response.headers["content-security-policy"] == PAGE_CSP
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["cache-control"] == "no-store"
-    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["referrer-policy"] == "same-origin"
     # The service-wide ones are still added.
     assert response.headers["x-content-type-options"] == "nosniff"
 
