@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.browser.screenshots import Snapshots, artifacts_directory
 
@@ -36,6 +36,11 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# On a CI box with two workers on two cores (and the service, its database and chromium all
+# on it) a page can take seconds to draw: more than the 5 s Playwright's assertions wait by
+# default. A test still fails, only later; a page that never comes is still a failure.
+ASSERTION_TIMEOUT_MS = 20_000
+ACTION_TIMEOUT_MS = 30_000
 SQLITE_SKIP_REASON = (
     "browser tests run on PostgreSQL: the pages are the same on both backends, whose services "
     "the other tests cover (mark a test every_backend to run it on SQLite too)"
@@ -87,6 +92,7 @@ def chromium() -> Path:
 @pytest.fixture(scope="session")
 async def browser(chromium: Path) -> AsyncIterator[Browser]:
     """Chromium, headless, for this test worker."""
+    expect.set_options(timeout=ASSERTION_TIMEOUT_MS)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=chromium, headless=True, args=CHROMIUM_ARGS
@@ -114,6 +120,7 @@ async def page(
     """A page in a browser context of its own; on failure, screenshots of every page the
     context still has open (after the test's named ones)."""
     context = await browser.new_context()
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
     try:
         yield await context.new_page()
         call = request.node.stash.get(CALL_REPORT, None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.support.admins import register_client, register_public_client
+from tests.support.admins import register_any_client
 from tests.support.relying_party import RelyingParty
 
 CODE_GRANTS = ["authorization_code", "refresh_token"]
@@ -31,9 +31,8 @@ async def register_relying_party(
         **registration,
     }
     if public:
-        client_id = await register_public_client(service, headers, **fields)
-        rp.use_client(client_id)
-    else:
-        client_id, secret = await register_client(service, headers, **fields)
-        rp.use_client(client_id, secret)
+        fields.setdefault("token_endpoint_auth_method", "none")
+    created = await register_any_client(service, headers, **fields)
+    client_id = str(created["client_id"])
+    rp.use_client(client_id, created.get("client_secret"))
     return client_id

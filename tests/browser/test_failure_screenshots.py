@@ -17,6 +17,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# One worker runs the made-up tests once for all the tests here (a module-scoped fixture runs
+# once per worker that gets a test of the module).
+pytestmark = pytest.mark.xdist_group("browser_failure_screenshots")
 
 INI = """\
 [pytest]
