@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -271,6 +272,32 @@ async def test_an_id_token_that_does_not_hold_is_refused(
     assert result.error == "invalid_id_token"
     assert why in (result.error_description or "")
     assert result.sub is None
+
+
+@pytest.mark.parametrize(
+    ("auth_time", "accepted"),
+    [
+        pytest.param(None, False, id="missing"),
+        pytest.param(-3600, False, id="an-hour-ago"),
+        pytest.param(-5, True, id="just-now"),
+    ],
+)
+async def test_after_max_age_the_id_token_must_say_the_user_signed_in_since(
+    http: httpx.AsyncClient,
+    rp: RelyingParty,
+    standin: OIDCStandin,
+    auth_time: int | None,
+    accepted: bool,
+) -> None:
+    if auth_time is not None:
+        standin.alter_next_id_token(auth_time=int(time.time()) + auth_time)
+    code, state = standin.approve(await start_sign_in(http, rp, max_age=60), ADA)
+
+    _, result = await come_back(http, rp, code=code, state=state)
+
+    assert (result.error is None) is accepted, result.error_description
+    if not accepted:
+        assert "auth_time" in (result.error_description or "")
 
 
 @pytest.mark.parametrize("forgery", ["forged", "unsigned"])
