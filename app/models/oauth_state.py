@@ -34,5 +34,10 @@ class OAuthState(UUIDPrimaryKey, CreatedAt, Base):
         ForeignKey("sessions.id", ondelete="CASCADE")
     )
     link_token_version: Mapped[int | None]
+    # Set when the flow started on the hosted sign-in page: where the browser goes once signed
+    # in (an authorization request, or "" for the "signed in" page). The callback then opens a
+    # browser session and answers with pages instead of the token response. As long as the
+    # sign-in page's `next` may be: an authorization request's `state` alone may take 2000.
+    return_to: Mapped[str | None] = mapped_column(String(8000))
     expires_at: Mapped[datetime] = mapped_column(index=True)
     used_at: Mapped[datetime | None]

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Cookie, Depends, Query, Request
+from fastapi import APIRouter, Cookie, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.api.deps import CallerDep, OAuthLoginServiceDep, bearer_scheme, get_principal
 from app.api.oauth_errors import NO_STORE, mfa_required_error
+from app.api.oauth_flow_cookie import BROWSER_COOKIE, forget_flow_cookie, keep_flow_cookie
 from app.api.problem_docs import problem_responses
+from app.api.routes.pages.sign_in import finish_provider_sign_in
 from app.api.token_response import token_json
 from app.schemas.oauth import AuthorizationUrl, OAuthAccountRead
 from app.schemas.tokens import MfaRequiredBody, TokenResponseBody
+from app.services.oauth.login import started_on_page
 from app.services.tokens.mfa_challenges import MfaRequired
 from app.services.tokens.token_issuer import TokenResponse
 
@@ -22,9 +25,6 @@ router = APIRouter(
     responses=problem_responses(400, 401, 404, 409, 422, 502, 503),
 )
 
-# Binds a flow to the browser that started it: the callback must come with it.
-BROWSER_COOKIE = "authsvc_oauth"
-COOKIE_PATH = "/auth/oauth"
 QueryValue = Annotated[str | None, Query(max_length=2048)]
 
 
@@ -44,15 +44,7 @@ async def authorize(
     linking = None if token is None else await get_principal(request, token)
     started = await service.start(provider, redirect_uri, linking=linking)
     response = JSONResponse({"authorization_url": started.url}, headers=NO_STORE)
-    response.set_cookie(
-        BROWSER_COOKIE,
-        started.browser_secret,
-        max_age=service.settings.oauth_state_ttl_seconds,
-        path=COOKIE_PATH,
-        secure=service.settings.public_url.startswith("https://"),
-        httponly=True,
-        samesite="lax",  # sent on the provider's top-level redirect back, not cross-site posts
-    )
+    keep_flow_cookie(response, started.browser_secret, service.settings)
     return response
 
 
@@ -66,16 +58,32 @@ async def authorize(
 )
 async def callback(
     provider: str,
+    request: Request,
     service: OAuthLoginServiceDep,
     caller: CallerDep,
     code: QueryValue = None,
     state: QueryValue = None,
     error: QueryValue = None,
     browser_secret: Annotated[str | None, Cookie(alias=BROWSER_COOKIE)] = None,
-) -> JSONResponse:
+) -> Response:
     """Finish the flow: the same token response as `/auth/token` for a sign-in, or the new
     link for a link flow. For an account with two-step sign-in, the same 403 `mfa_required`
-    (with an `mfa_token`) as the token endpoint's password grant."""
+    (with an `mfa_token`) as the token endpoint's password grant.
+
+    A flow started with a button of the hosted sign-in page is answered with pages instead:
+    the browser session and a redirect back to the authorization request, the second-factor
+    page, or an error page."""
+    if started_on_page(state):
+        return await finish_provider_sign_in(
+            request,
+            service,
+            provider,
+            code=code,
+            state=state,
+            error=error,
+            browser_secret=browser_secret,
+            caller=caller,
+        )
     try:
         result = await service.finish(
             provider,
@@ -94,5 +102,5 @@ async def callback(
         else:
             body = OAuthAccountRead.model_validate(result).model_dump(mode="json")
             response = JSONResponse(body, headers=NO_STORE)
-    response.delete_cookie(BROWSER_COOKIE, path=COOKIE_PATH)
+    forget_flow_cookie(response)
     return response

@@ -17,6 +17,12 @@ the session and token version that started it and is void at the callback once t
 has ended or the version moved on. A saved flow therefore survives neither the pre-hijacking
 takeover (which ends the squatter's sessions) nor the owner's logout-all or password change.
 The owner is mailed whenever a provider is linked to an existing account.
+
+A sign-in started on the hosted sign-in page (`start(..., return_to=...)`, "browser mode")
+follows the same account rules but opens a browser session (or the hosted page's second-factor
+challenge) instead of issuing tokens, and says where the browser goes next
+(`finish_on_page`). Its `state` is marked (`started_on_page`), so that the callback answers
+with pages even when the state is unknown, used or expired.
 """
 
 from __future__ import annotations
@@ -57,6 +63,11 @@ from app.services.tokens.mfa_challenges import MfaChallenges, MfaRequired
 from app.services.tokens.recent_authentication import RecentAuthentication
 from app.services.tokens.sign_in_sessions import IssuedSession, SignInSessions
 from app.services.tokens.token_issuer import TokenIssuer, TokenResponse
+from app.services.tokens.token_service import BROWSER_CLIENT_ID
+
+# The mark of a browser-mode flow's `state`. It decides only how the callback answers (pages or
+# JSON), never what it does: the state's row says that, and a state is matched whole.
+PAGE_STATE_PREFIX = "page."
 
 
 class UnknownProvider(NotFound):
@@ -128,6 +139,31 @@ class Authorization:
     browser_secret: str  # goes into the HttpOnly cookie; only its digest is stored
 
 
+@dataclass(frozen=True, slots=True)
+class BrowserSignedIn:
+    """A browser-mode sign-in that is done: the new browser session's cookie secret, and
+    where the browser goes now ("" = nowhere in particular: the "signed in" page)."""
+
+    browser_secret: str
+    return_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserSecondStep:
+    """A browser-mode sign-in of a user with a second factor: the hosted sign-in page's
+    challenge (answered like its own, `TokenService.browser_second_factor`), and where the
+    browser goes afterwards."""
+
+    mfa_token: str
+    return_to: str
+
+
+def started_on_page(state: str | None) -> bool:
+    """Whether `state` is that of a flow started on the hosted sign-in page (by its shape
+    alone, so also for a state that is no good any more)."""
+    return state is not None and state.startswith(PAGE_STATE_PREFIX)
+
+
 def _code_challenge(verifier: str) -> str:
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
@@ -182,13 +218,25 @@ class OAuthLoginService(Service):
         return f"{self.settings.public_url.rstrip('/')}/auth/oauth/{provider}/callback"
 
     async def start(
-        self, provider_name: str, redirect_uri: str | None, *, linking: Principal | None = None
+        self,
+        provider_name: str,
+        redirect_uri: str | None,
+        *,
+        linking: Principal | None = None,
+        return_to: str | None = None,
     ) -> Authorization:
         """Begin a sign-in at the provider, or, for the signed-in `linking` user, a link.
 
         A link needs a recent sign-in (`ReauthenticationRequired` otherwise) and is bound to
         the caller's session and token version.
+
+        With `return_to`, a sign-in from the hosted sign-in page (browser mode), finished by
+        `finish_on_page` and then going to `return_to`, which the caller has checked is a
+        return address ("" for none). It comes back to the redirect URI given, or the
+        service's own callback.
         """
+        if linking is not None and return_to is not None:
+            raise ValueError("a link flow is not started on the sign-in page")
         provider = self.provider(provider_name)
         if linking is not None:
             self.recent_authentication.require(linking.claims)
@@ -198,6 +246,8 @@ class OAuthLoginService(Service):
         if redirect_uri not in allowed:
             raise RedirectNotAllowed
         state, browser_secret = new_opaque_token(), new_opaque_token()
+        if return_to is not None:
+            state = PAGE_STATE_PREFIX + state
         verifier = secrets.token_urlsafe(64)  # 86 characters, within PKCE's 43..128
         nonce = secrets.token_urlsafe(32) if provider.uses_nonce else None
         url = await provider.authorization_url(
@@ -218,6 +268,7 @@ class OAuthLoginService(Service):
                 nonce=nonce,
                 redirect_uri=redirect_uri,
                 **_link_binding(linking),
+                return_to=return_to,
                 created_at=now,
                 expires_at=now + timedelta(seconds=self.settings.oauth_state_ttl_seconds),
             )
@@ -233,9 +284,57 @@ class OAuthLoginService(Service):
         browser_secret: str | None,
         caller: Caller,
     ) -> TokenResponse | OAuthAccount:
-        """Complete the flow: a token response for a sign-in, the new link for a link flow."""
+        """Complete the flow: a token response for a sign-in, the new link for a link flow.
+        A flow started on the hosted sign-in page is not finished here (`InvalidState`)."""
+        pending, identity = await self._identity(
+            provider_name, code, state, error, browser_secret, on_page=False
+        )
+        if pending.link_user_id is not None:
+            return await self._link(pending.link_user_id, pending, identity, caller)
+        outcome = await self._sign_in(identity, caller, browser=False)
+        if not isinstance(outcome, IssuedSession):
+            raise MfaRequired(outcome, self.challenges.ttl_seconds)
+        current_metrics().token_issued("oauth")
+        return self.issuer.for_session(outcome)
+
+    async def finish_on_page(
+        self,
+        provider_name: str,
+        *,
+        code: str | None,
+        state: str | None,
+        error: str | None,
+        browser_secret: str | None,
+        caller: Caller,
+    ) -> BrowserSignedIn | BrowserSecondStep:
+        """Complete a flow started on the hosted sign-in page: under the same account rules
+        as `finish`, a browser session, or for a user with a second factor the hosted page's
+        challenge. Any other flow is not finished here (`InvalidState`)."""
+        pending, identity = await self._identity(
+            provider_name, code, state, error, browser_secret, on_page=True
+        )
+        assert pending.return_to is not None  # _spend_state checked the mode
+        outcome = await self._sign_in(identity, caller, browser=True)
+        if not isinstance(outcome, IssuedSession):
+            return BrowserSecondStep(mfa_token=outcome, return_to=pending.return_to)
+        assert outcome.browser_secret is not None
+        return BrowserSignedIn(browser_secret=outcome.browser_secret, return_to=pending.return_to)
+
+    async def _identity(
+        self,
+        provider_name: str,
+        code: str | None,
+        state: str | None,
+        error: str | None,
+        browser_secret: str | None,
+        *,
+        on_page: bool,
+    ) -> tuple[OAuthState, ExternalIdentity]:
+        """Spend the state (of a flow started on the sign-in page or not, as `on_page` says)
+        and redeem the code at the provider: the state's row and who the provider says the
+        user is."""
         provider = self.provider(provider_name)
-        pending = await self._spend_state(provider_name, state, browser_secret)
+        pending = await self._spend_state(provider_name, state, browser_secret, on_page=on_page)
         if error is not None or not code:
             raise ProviderDenied
         identity = await provider.identity(
@@ -245,12 +344,10 @@ class OAuthLoginService(Service):
             nonce=pending.nonce,
             redirect_uri=pending.redirect_uri,
         )
-        if pending.link_user_id is not None:
-            return await self._link(pending.link_user_id, pending, identity, caller)
-        return await self._sign_in(identity, caller)
+        return pending, identity
 
     async def _spend_state(
-        self, provider_name: str, state: str | None, browser_secret: str | None
+        self, provider_name: str, state: str | None, browser_secret: str | None, *, on_page: bool
     ) -> OAuthState:
         if not state or not browser_secret:
             raise InvalidState
@@ -263,9 +360,16 @@ class OAuthLoginService(Service):
         )
         if pending is None or not same_browser or pending.provider != provider_name:
             raise InvalidState
+        if (pending.return_to is not None) != on_page:
+            raise InvalidState
         return pending
 
-    async def _sign_in(self, identity: ExternalIdentity, caller: Caller) -> TokenResponse:
+    async def _sign_in(
+        self, identity: ExternalIdentity, caller: Caller, *, browser: bool
+    ) -> IssuedSession | str:
+        """Sign the identity's user in (creating or linking the account as the rules say): a
+        new session (a browser session for `browser`), or the `mfa_token` of a second-factor
+        challenge for a user with one."""
         try:
             async with unit_of_work(self.session):
                 link = await self.accounts.get_by_provider_account(
@@ -289,27 +393,7 @@ class OAuthLoginService(Service):
                         await self._adopt(user, identity, caller)
                 if not user.is_active:
                     raise SignInDisabled
-                now = self.clock()
-                outcome: IssuedSession | str
-                if user.mfa_enabled:
-                    # A provider is a first factor like a password: the second still applies.
-                    outcome = await self.challenges.open(
-                        user,
-                        client_id=self.settings.first_party_client_id,
-                        scope="",
-                        first_factor=FEDERATED,
-                        now=now,
-                    )
-                else:
-                    user.last_login_at = now
-                    outcome = await self.sessions.start(
-                        user,
-                        caller,
-                        scope="",
-                        client_id=self.settings.first_party_client_id,
-                        methods=[FEDERATED],
-                        now=now,
-                    )
+                outcome = await self._open_session(user, caller, browser=browser)
                 await self.audit.record(
                     AuditEventType.oauth_login,
                     caller=caller,
@@ -332,10 +416,35 @@ class OAuthLoginService(Service):
             # After the rollback, on its own.
             await self._record_refusal(identity, "email_not_verified", caller)
             raise
-        if not isinstance(outcome, IssuedSession):
-            raise MfaRequired(outcome, self.challenges.ttl_seconds)
-        current_metrics().token_issued("oauth")
-        return self.issuer.for_session(outcome)
+        return outcome
+
+    async def _open_session(
+        self, user: User, caller: Caller, *, browser: bool
+    ) -> IssuedSession | str:
+        """A session for the first-party client, or a browser session for `browser` (the
+        hosted sign-in page); for a user with a second factor, the `mfa_token` of a challenge
+        for the one or the other instead."""
+        now = self.clock()
+        if user.mfa_enabled:
+            # A provider is a first factor like a password: the second still applies. The
+            # hosted page's challenge is answered only on that page, a client's only by it.
+            return await self.challenges.open(
+                user,
+                client_id=BROWSER_CLIENT_ID if browser else self.settings.first_party_client_id,
+                scope="",
+                first_factor=FEDERATED,
+                now=now,
+            )
+        user.last_login_at = now
+        return await self.sessions.start(
+            user,
+            caller,
+            scope="",
+            client_id=None if browser else self.settings.first_party_client_id,
+            methods=[FEDERATED],
+            now=now,
+            browser=browser,
+        )
 
     async def _create_user(self, identity: ExternalIdentity) -> User:
         if not identity.email or not identity.email_verified:

@@ -1,30 +1,74 @@
-"""The hosted sign-in page: a password, then the second factor when the account has one. It
-opens a browser session (its cookie) and goes back to the authorization request that sent the
-browser here; the limits are those of the token endpoint's password and MFA grants."""
+"""The hosted sign-in page: a password, then the second factor when the account has one, or a
+button per configured provider (GitHub, Google, OpenID Connect). It opens a browser session (its
+cookie) and goes back to the authorization request that sent the browser here; the limits are
+those of the token endpoint's password and MFA grants.
+
+A provider button (`/login/{provider}`) sends the browser to the provider; it comes back
+through the service's callback (`/auth/oauth/{provider}/callback`, the one registered at the
+provider), which hands the flow to `finish_provider_sign_in` here."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 from app.api.authorization_answers import SIGN_IN_PATH, is_return_address
 from app.api.browser_session import keep_browser_session
-from app.api.deps import CallerDep, TokenServiceDep
+from app.api.deps import CallerDep, OAuthLoginServiceDep, TokenServiceDep
+from app.api.oauth_errors import NO_STORE
+from app.api.oauth_flow_cookie import forget_flow_cookie, keep_flow_cookie
 from app.api.pages import csrf
 from app.api.pages.rendering import render_error, render_page
-from app.errors import RateLimited, ServiceUnavailable
+from app.config import Settings
+from app.errors import (
+    BadGateway,
+    Conflict,
+    DomainError,
+    InvalidCredentials,
+    NotFound,
+    RateLimited,
+    ServiceUnavailable,
+)
+from app.runtime import runtime_of
+from app.services.common.caller import Caller
+from app.services.oauth.login import BrowserSecondStep, OAuthLoginService
 from app.services.tokens.mfa_challenges import InvalidMfaToken, MfaRequired, WrongSecondFactor
 from app.services.tokens.token_service import LoginFailed
 
 router = APIRouter(tags=["hosted pages"], include_in_schema=False)
 
 FormValue = Annotated[str | None, Form(max_length=4096)]
+NextValue = Annotated[str | None, Query(alias="next", max_length=8000)]
+
+# The names the buttons give the built-in kinds; an OpenID Connect provider goes by its own.
+_PROVIDER_LABELS = {"github": "GitHub", "google": "Google"}
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderButton:
+    label: str
+    url: str
 
 
 def _return_address(next_url: str | None) -> str:
     return next_url if next_url and is_return_address(next_url) else ""
+
+
+def provider_buttons(settings: Settings, next_url: str) -> list[ProviderButton]:
+    """A button per configured provider, in the order configured: a sign-in there, coming
+    back to `next_url` (a return address, or "")."""
+    query = f"?{urlencode({'next': next_url})}" if next_url else ""
+    return [
+        ProviderButton(
+            label=f"Sign in with {_PROVIDER_LABELS.get(provider.kind or '', name)}",
+            url=f"{SIGN_IN_PATH}/{quote(name, safe='')}{query}",
+        )
+        for name, provider in settings.oauth_providers.items()
+    ]
 
 
 def _sign_in_form(
@@ -35,10 +79,17 @@ def _sign_in_form(
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
+    settings = runtime_of(request.app).settings
     return render_page(
         request,
         "login.html",
-        {"action": SIGN_IN_PATH, "next": next_url, "username": username, "error": error},
+        {
+            "action": SIGN_IN_PATH,
+            "next": next_url,
+            "username": username,
+            "error": error,
+            "providers": provider_buttons(settings, next_url),
+        },
         status_code=status_code,
     )
 
@@ -62,7 +113,7 @@ def _second_factor_form(
 @router.get("/login", response_class=Response)
 async def sign_in_page(
     request: Request,
-    next_url: Annotated[str | None, Query(alias="next", max_length=8000)] = None,
+    next_url: NextValue = None,
     login_hint: Annotated[str | None, Query(max_length=320)] = None,
 ) -> Response:
     """The sign-in form; afterwards the browser goes to `next` (an authorization request)."""
@@ -149,10 +200,103 @@ async def sign_in(
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
     assert issued.browser_secret is not None
+    return _signed_in(request, next_address, issued.browser_secret, service.settings)
+
+
+def _signed_in(
+    request: Request, next_address: str, browser_secret: str, settings: Settings
+) -> Response:
+    """The end of a sign-in: the browser session's cookie, and a redirect to `next_address`
+    (or, without one, the "signed in" page)."""
     response: Response
     if next_address:
         response = RedirectResponse(next_address, status_code=status.HTTP_303_SEE_OTHER)
     else:
         response = render_page(request, "signed_out.html", {"message": "You are signed in."})
-    keep_browser_session(response, issued.browser_secret, service.settings)
+    keep_browser_session(response, browser_secret, settings)
     return response
+
+
+# --- signing in with a provider --------------------------------------------------------------
+
+
+@router.get("/login/{provider}", response_class=Response)
+async def sign_in_with_provider(
+    provider: str, request: Request, service: OAuthLoginServiceDep, next_url: NextValue = None
+) -> Response:
+    """A provider's button: off to the provider (302) with the cookie binding the flow to
+    this browser; it comes back through the service's callback and then goes to `next` (an
+    authorization request; anything else is dropped, and the sign-in ends on the "signed
+    in" page)."""
+    next_address = _return_address(next_url)
+    try:
+        started = await service.start(provider, None, return_to=next_address)
+    except DomainError as refused:
+        back = f"{SIGN_IN_PATH}?{urlencode({'next': next_address})}" if next_address else None
+        return _provider_refusal_page(request, refused, back_url=back or SIGN_IN_PATH)
+    response = RedirectResponse(started.url, status_code=status.HTTP_302_FOUND, headers=NO_STORE)
+    keep_flow_cookie(response, started.browser_secret, service.settings)
+    return response
+
+
+async def finish_provider_sign_in(
+    request: Request,
+    service: OAuthLoginService,
+    provider: str,
+    *,
+    code: str | None,
+    state: str | None,
+    error: str | None,
+    browser_secret: str | None,
+    caller: Caller,
+) -> Response:
+    """The provider callback's answer to a flow a button started: the browser session's
+    cookie and a redirect back to the authorization request (or the "signed in" page); for a
+    user with a second factor, this page's second step; an error page when the sign-in
+    cannot be completed (bad, used or foreign state, the provider refusing, an email that
+    belongs to another account)."""
+    try:
+        result = await service.finish_on_page(
+            provider,
+            code=code,
+            state=state,
+            error=error,
+            browser_secret=browser_secret,
+            caller=caller,
+        )
+    except DomainError as refused:
+        return _provider_refusal_page(request, refused, back_url=SIGN_IN_PATH)
+    # Checked when the flow started; checked again, since the redirect goes where it says.
+    next_address = _return_address(result.return_to)
+    if isinstance(result, BrowserSecondStep):
+        response = _second_factor_form(request, next_address, result.mfa_token)
+    else:
+        response = _signed_in(request, next_address, result.browser_secret, service.settings)
+    forget_flow_cookie(response)
+    return response
+
+
+def _provider_refusal_page(request: Request, refused: DomainError, *, back_url: str) -> Response:
+    return render_error(
+        request,
+        title="Sign-in did not work",
+        message=str(refused.detail),
+        status_code=_refusal_status(refused),
+        back_url=back_url,
+    )
+
+
+def _refusal_status(refused: DomainError) -> int:
+    """The status of the error page: the one the API answers the same refusal with (but 403
+    for its 401)."""
+    for kind, status_code in (
+        (NotFound, status.HTTP_404_NOT_FOUND),
+        (Conflict, status.HTTP_409_CONFLICT),
+        (BadGateway, status.HTTP_502_BAD_GATEWAY),
+        (ServiceUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
+        # 401 asks for credentials in a header a browser has no way to send here.
+        (InvalidCredentials, status.HTTP_403_FORBIDDEN),
+    ):
+        if isinstance(refused, kind):
+            return status_code
+    return status.HTTP_400_BAD_REQUEST
