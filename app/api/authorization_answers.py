@@ -36,7 +36,12 @@ def sign_in_url(request: AuthorizationRequest) -> str:
 def is_return_address(next_url: str) -> bool:
     """Whether the sign-in page may send the browser to `next_url` afterwards: only back to
     the authorization endpoint of this service (never elsewhere: no open redirect)."""
-    return next_url.startswith(f"{AUTHORIZE_PATH}?") and "\\" not in next_url
+    return (
+        next_url.startswith(f"{AUTHORIZE_PATH}?")
+        and "\\" not in next_url
+        and next_url.isascii()
+        and next_url.isprintable()
+    )
 
 
 def consent_page(request: Request, answer: ConsentNeeded) -> Response:

@@ -313,3 +313,20 @@ async def test_the_sign_in_page_only_returns_to_the_authorization_endpoint(
 def test_the_challenge_helper_matches_rfc_7636_appendix_b() -> None:
     verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
     assert s256_challenge(verifier) == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+async def test_the_sign_in_forms_may_lead_only_to_the_registered_client(
+    client: httpx.AsyncClient, rp: RelyingParty
+) -> None:
+    """Chromium holds the redirects after a form POST to `form-action`: the sign-in page lets
+    them reach the request's registered redirect URI, and no other address."""
+    authorize_path = f"/oauth/authorize?{urlencode(rp.authorization_parameters())}"
+    forged = rp.authorization_parameters(redirect_uri="https://evil.example/cb")
+
+    page = await client.get(f"/login?{urlencode({'next': authorize_path})}")
+    elsewhere = await client.get(
+        f"/login?{urlencode({'next': '/oauth/authorize?' + urlencode(forged)})}"
+    )
+
+    assert "form-action 'self' https://app.example;" in page.headers["content-security-policy"]
+    assert "form-action 'self';" in elsewhere.headers["content-security-policy"]

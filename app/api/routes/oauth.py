@@ -7,7 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Cookie, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.api.deps import CallerDep, OAuthLoginServiceDep, bearer_scheme, get_principal
+from app.api.deps import (
+    AuthorizationServiceDep,
+    CallerDep,
+    OAuthLoginServiceDep,
+    bearer_scheme,
+    get_principal,
+)
 from app.api.oauth_errors import NO_STORE, mfa_required_error
 from app.api.oauth_flow_cookie import BROWSER_COOKIE, forget_flow_cookie, keep_flow_cookie
 from app.api.problem_docs import problem_responses
@@ -60,6 +66,7 @@ async def callback(
     provider: str,
     request: Request,
     service: OAuthLoginServiceDep,
+    authorization: AuthorizationServiceDep,
     caller: CallerDep,
     code: QueryValue = None,
     state: QueryValue = None,
@@ -77,6 +84,7 @@ async def callback(
         return await finish_provider_sign_in(
             request,
             service,
+            authorization,
             provider,
             code=code,
             state=state,

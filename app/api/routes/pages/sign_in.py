@@ -18,11 +18,17 @@ from fastapi.responses import RedirectResponse
 
 from app.api.authorization_answers import SIGN_IN_PATH, is_return_address
 from app.api.browser_session import keep_browser_session
-from app.api.deps import CallerDep, OAuthLoginServiceDep, TokenServiceDep
+from app.api.deps import (
+    AuthorizationServiceDep,
+    CallerDep,
+    OAuthLoginServiceDep,
+    TokenServiceDep,
+)
 from app.api.oauth_errors import NO_STORE
 from app.api.oauth_flow_cookie import forget_flow_cookie, keep_flow_cookie
 from app.api.pages import csrf
 from app.api.pages.rendering import render_error, render_page
+from app.api.pages.security_headers import form_action_source
 from app.config import Settings
 from app.errors import (
     BadGateway,
@@ -34,6 +40,12 @@ from app.errors import (
     ServiceUnavailable,
 )
 from app.runtime import runtime_of
+from app.services.authorization.authorization_service import AuthorizationService
+from app.services.authorization.requests import (
+    AuthorizationRefused,
+    AuthorizationTargetInvalid,
+    parse_query,
+)
 from app.services.common.caller import Caller
 from app.services.oauth.login import BrowserSecondStep, OAuthLoginService
 from app.services.tokens.mfa_challenges import InvalidMfaToken, MfaRequired, WrongSecondFactor
@@ -71,10 +83,29 @@ def provider_buttons(settings: Settings, next_url: str) -> list[ProviderButton]:
     ]
 
 
+async def continuation_sources(
+    authorization: AuthorizationService, next_address: str
+) -> tuple[str, ...]:
+    """The CSP `form-action` sources a sign-in form needs beyond this service: the redirect
+    URI of the authorization request it returns to, once that request's client has it
+    registered. Chromium holds every redirect after a form POST to `form-action`, and a
+    sign-in's redirects end at the client."""
+    if not next_address:
+        return ()
+    try:
+        checked = await authorization.check(parse_query(next_address.partition("?")[2]))
+    except AuthorizationRefused as refused:
+        return (form_action_source(refused.redirect_uri),)  # a registered one: errors go there
+    except AuthorizationTargetInvalid:
+        return ()
+    return (form_action_source(checked.redirect_uri),)
+
+
 def _sign_in_form(
     request: Request,
     next_url: str,
     *,
+    sources: tuple[str, ...],
     username: str = "",
     error: str | None = None,
     status_code: int = 200,
@@ -91,6 +122,7 @@ def _sign_in_form(
             "providers": provider_buttons(settings, next_url),
         },
         status_code=status_code,
+        form_action_sources=sources,
     )
 
 
@@ -99,6 +131,7 @@ def _second_factor_form(
     next_url: str,
     mfa_token: str,
     *,
+    sources: tuple[str, ...],
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
@@ -107,23 +140,28 @@ def _second_factor_form(
         "mfa.html",
         {"action": SIGN_IN_PATH, "next": next_url, "mfa_token": mfa_token, "error": error},
         status_code=status_code,
+        form_action_sources=sources,
     )
 
 
 @router.get("/login", response_class=Response)
 async def sign_in_page(
     request: Request,
+    authorization: AuthorizationServiceDep,
     next_url: NextValue = None,
     login_hint: Annotated[str | None, Query(max_length=320)] = None,
 ) -> Response:
     """The sign-in form; afterwards the browser goes to `next` (an authorization request)."""
-    return _sign_in_form(request, _return_address(next_url), username=login_hint or "")
+    next_address = _return_address(next_url)
+    sources = await continuation_sources(authorization, next_address)
+    return _sign_in_form(request, next_address, sources=sources, username=login_hint or "")
 
 
 @router.post("/login", response_class=Response)
 async def sign_in(
     request: Request,
     service: TokenServiceDep,
+    authorization: AuthorizationServiceDep,
     caller: CallerDep,
     csrf_token: FormValue = None,
     next_url: Annotated[str | None, Form(alias="next", max_length=8000)] = None,
@@ -146,6 +184,7 @@ async def sign_in(
             status_code=status.HTTP_403_FORBIDDEN,
             back_url=SIGN_IN_PATH,
         )
+    sources = await continuation_sources(authorization, next_address)
     try:
         if mfa_token:
             issued = await service.browser_second_factor(
@@ -160,16 +199,21 @@ async def sign_in(
                 username=username or "", password=password or "", caller=caller
             )
     except MfaRequired as pending:
-        return _second_factor_form(request, next_address, pending.mfa_token)
+        return _second_factor_form(request, next_address, pending.mfa_token, sources=sources)
     except InvalidMfaToken:
         return _sign_in_form(
-            request, next_address, error="That sign-in expired. Sign in again.", status_code=400
+            request,
+            next_address,
+            sources=sources,
+            error="That sign-in expired. Sign in again.",
+            status_code=400,
         )
     except WrongSecondFactor:
         return _second_factor_form(
             request,
             next_address,
             mfa_token or "",
+            sources=sources,
             error="That code is not right, or was already used.",
             status_code=400,
         )
@@ -177,6 +221,7 @@ async def sign_in(
         return _sign_in_form(
             request,
             next_address,
+            sources=sources,
             username=username or "",
             error="Invalid username or password.",
             status_code=400,
@@ -184,10 +229,17 @@ async def sign_in(
     except RateLimited as limited:
         message = f"Too many attempts. Try again in {limited.retry_after_seconds} seconds."
         throttled = (
-            _second_factor_form(request, next_address, mfa_token, error=message, status_code=429)
+            _second_factor_form(
+                request, next_address, mfa_token, sources=sources, error=message, status_code=429
+            )
             if mfa_token
             else _sign_in_form(
-                request, next_address, username=username or "", error=message, status_code=429
+                request,
+                next_address,
+                sources=sources,
+                username=username or "",
+                error=message,
+                status_code=429,
             )
         )
         throttled.headers["Retry-After"] = str(limited.retry_after_seconds)
@@ -242,6 +294,7 @@ async def sign_in_with_provider(
 async def finish_provider_sign_in(
     request: Request,
     service: OAuthLoginService,
+    authorization: AuthorizationService,
     provider: str,
     *,
     code: str | None,
@@ -269,7 +322,8 @@ async def finish_provider_sign_in(
     # Checked when the flow started; checked again, since the redirect goes where it says.
     next_address = _return_address(result.return_to)
     if isinstance(result, BrowserSecondStep):
-        response = _second_factor_form(request, next_address, result.mfa_token)
+        sources = await continuation_sources(authorization, next_address)
+        response = _second_factor_form(request, next_address, result.mfa_token, sources=sources)
     else:
         response = _signed_in(request, next_address, result.browser_secret, service.settings)
     forget_flow_cookie(response)
