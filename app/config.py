@@ -310,6 +310,17 @@ class Settings(BaseSettings):
     # The issuer shown in authenticator apps (the `otpauth://` URI). Default: service_name.
     totp_issuer: str | None = Field(default=None, max_length=100)
 
+    # --- token checks (app/services/tokens/token_state_cache.py) ---
+    # How long a replica may keep what a token check read (session, user, roles, ...): a cap;
+    # entries normally end the moment a change is committed anywhere. 0 turns the cache off.
+    # PostgreSQL only (the change notifications are its LISTEN/NOTIFY).
+    auth_cache_ttl_seconds: float = Field(default=30, ge=0, le=300)
+    # Where the cache listens for changes (LISTEN): a direct PostgreSQL address, for when
+    # AUTH_DATABASE_URL goes through PgBouncer in transaction mode, which keeps no LISTEN.
+    # Unset: AUTH_DATABASE_URL itself, unless AUTH_DB_STATEMENT_CACHE_SIZE is 0 (the PgBouncer
+    # setting): then the cache is off rather than deaf.
+    auth_cache_listen_url: str | None = None
+
     # --- OpenID Provider (app/services/authorization/) ---
     # An authorization code is single use and lives this long (at most 60 s: RFC 6749 4.1.2
     # recommends 10 minutes at most; a browser redirect takes well under a second).
@@ -435,6 +446,16 @@ class Settings(BaseSettings):
             return [str(ipaddress.ip_network(entry.strip(), strict=False)) for entry in entries]
         except ValueError as error:
             raise ValueError(f"AUTH_TRUSTED_PROXIES: {error}") from None
+
+    @property
+    def token_state_listen_url(self) -> str | None:
+        """The database URL the token-state cache listens on, or None when the cache is off
+        (AUTH_AUTH_CACHE_TTL_SECONDS=0, SQLite, or a pooler in the way with no direct URL)."""
+        if self.auth_cache_ttl_seconds <= 0 or self.is_sqlite:
+            return None
+        if self.auth_cache_listen_url:
+            return self.auth_cache_listen_url
+        return None if self.db_statement_cache_size == 0 else self.database_url
 
     @model_validator(mode="after")
     def _check_public_clients(self) -> Self:

@@ -164,9 +164,27 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
     return engine
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    # expire_on_commit=False: services return ORM objects that routers serialise after commit.
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def create_session_factory(
+    engine: AsyncEngine, *, after_commit: Callable[[], None] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions over `engine`; `after_commit` is called once each of their transactions has
+    committed (the token-state cache's read-your-writes)."""
+    if after_commit is None:
+        # expire_on_commit=False: services return ORM objects that routers serialise after
+        # commit.
+        return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+    class CommitObservingSession(Session):
+        """This factory's sessions only: other factories (other apps in one process) are not
+        observed."""
+
+    event.listen(CommitObservingSession, "after_commit", lambda _session: after_commit())
+    return async_sessionmaker(
+        engine,
+        expire_on_commit=False,
+        autoflush=False,
+        sync_session_class=CommitObservingSession,
+    )
 
 
 # Key in a session's `info`: the callbacks waiting for its current transaction to commit.

@@ -41,9 +41,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Every serve process delivers the outbox; on shutdown (after the requests in
             # flight), deliveries under way finish or their messages are handed back.
             runtime.outbox_dispatcher.start()
+            if runtime.token_state_listener is not None:
+                runtime.token_state_listener.start()
             try:
                 yield
             finally:
+                if runtime.token_state_listener is not None:
+                    await runtime.token_state_listener.stop()
                 await runtime.outbox_dispatcher.stop()
 
     app = FastAPI(

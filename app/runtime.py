@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache, cached_property
 from typing import TYPE_CHECKING
@@ -30,7 +30,9 @@ from app.services.common.outbox import Doorbell, Outbox
 from app.services.common.rate_limits import RateLimiter
 from app.services.oauth.providers import Provider, build_providers
 from app.services.operations.outbox_dispatcher import OutboxDispatcher
+from app.services.operations.token_state_listener import TokenStateListener
 from app.services.tokens.signing_keys import SigningKeys
+from app.services.tokens.token_state_cache import TokenStateCache
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +74,12 @@ class Runtime:
     trusted_proxies: tuple[IPNetwork, ...]
     # The signing key ring (AUTH_KEY_STORE), read by `load_keys` and kept current from then on.
     signing_keys: SigningKeys
+    # What token checks read, kept while provably current (a revoked token is refused everywhere
+    # within a second), and the listener that keeps it so: the app's lifespan runs it. On
+    # SQLite, which has no channel to hear changes on, the cache is off and there is no
+    # listener.
+    token_state_cache: TokenStateCache = field(default_factory=TokenStateCache.disabled)
+    token_state_listener: TokenStateListener | None = None
     clock: Callable[[], datetime] = utcnow
 
     @cached_property
@@ -135,7 +143,20 @@ async def open_runtime(
             timeout=settings.oauth_http_timeout_seconds, follow_redirects=False
         )
         built.push_async_callback(oauth_http.aclose)
-        session_factory = create_session_factory(engine)
+        token_state_cache = TokenStateCache.disabled()
+        token_state_listener = None
+        listen_url = settings.token_state_listen_url
+        if listen_url is not None:
+            # A connection of its own, held for LISTEN, straight to PostgreSQL.
+            listener_engine = create_engine(
+                settings.model_copy(update={"database_url": listen_url}), pool_size=1
+            )
+            built.push_async_callback(listener_engine.dispose)
+            token_state_cache = TokenStateCache(settings.auth_cache_ttl_seconds)
+            token_state_listener = TokenStateListener(listener_engine, token_state_cache)
+        session_factory = create_session_factory(
+            engine, after_commit=token_state_cache.local_commit
+        )
         # The outbox's dispatcher has a connection of its own: a flood of requests holding the
         # pool does not stall mail, and delivering mail never takes a request's connection.
         dispatcher_engine = create_engine(settings, pool_size=1)
@@ -169,6 +190,8 @@ async def open_runtime(
             metrics=metrics,
             trusted_proxies=parse_networks(settings.trusted_proxies),
             signing_keys=signing_keys,
+            token_state_cache=token_state_cache,
+            token_state_listener=token_state_listener,
         )
 
 

@@ -141,10 +141,13 @@ async def get_revocation_service(
 
 
 async def get_introspection_service(
-    session: SessionDep, context: ContextDep, codec: CodecDep, engine: EngineDep
+    request: Request, session: SessionDep, context: ContextDep, codec: CodecDep, engine: EngineDep
 ) -> IntrospectionService:
     return IntrospectionService(
-        session, context, decoder=codec, authenticator=Authenticator(engine, codec)
+        session,
+        context,
+        decoder=codec,
+        authenticator=Authenticator(engine, codec, runtime_of(request.app).token_state_cache),
     )
 
 
@@ -195,7 +198,7 @@ def authenticator(request: Request) -> Authenticator:
     routes' permission guard. A plain function, not a dependency: every dependency FastAPI
     resolves costs time on the path that every authenticated request takes."""
     runtime = runtime_of(request.app)
-    return Authenticator(runtime.engine, runtime.token_codec)
+    return Authenticator(runtime.engine, runtime.token_codec, runtime.token_state_cache)
 
 
 async def get_principal(

@@ -86,6 +86,10 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "environment": "development",
         "argon2_memory_cost_kib": 1024,
         "argon2_time_cost": 1,
+        # Off: most tests change state through a connection of their own (forged rows), which
+        # a cache sees a millisecond later, not at once. The cache's tests turn it on
+        # (tests/api/test_token_state_cache.py), and serve processes run with the default.
+        "auth_cache_ttl_seconds": 0,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

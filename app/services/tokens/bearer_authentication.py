@@ -2,7 +2,8 @@
 
 This runs on every authenticated request, so it reads with one prebuilt Core query over a
 plain connection (`app.repositories.accounts.credential_checks`) and returns a plain snapshot
-of the user.
+of the user; and it first asks the token-state cache (`token_state_cache`), which answers
+only while it is provably current, so a revoked token is refused everywhere within a second.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from app.errors import InvalidCredentials
 from app.repositories.accounts import credential_checks
 from app.repositories.accounts.credential_checks import CurrentUser
 from app.services.common.authorization import Actor
+from app.services.tokens.token_state_cache import TokenStateCache
 
 T = TypeVar("T")
 
@@ -43,9 +45,15 @@ class Authenticator:
     """Verifies access tokens. Read-only: one query on a short-lived connection, no ORM
     session (creating and closing one costs more than the query on this hot path)."""
 
-    def __init__(self, engine: AsyncEngine, decoder: AccessTokenDecoder) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        decoder: AccessTokenDecoder,
+        cache: TokenStateCache | None = None,
+    ) -> None:
         self.engine = engine
         self.decoder = decoder
+        self.cache = cache if cache is not None else TokenStateCache.disabled()
 
     async def authenticate(self, token: str) -> Principal:
         """The principal behind `token`, or `NotAuthenticated`.
@@ -96,9 +104,15 @@ class Authenticator:
         except (KeyError, ValueError, TypeError) as exc:  # a client's token, or a bad claim
             raise NotAuthenticated from exc
 
-        state = await self._read(
-            lambda read: credential_checks.user_token_state(read, user_id, session_id), connection
-        )
+        state = self.cache.user_state(user_id, session_id)
+        if state is None:
+            generation = self.cache.generation
+            state = await self._read(
+                lambda read: credential_checks.user_token_state(read, user_id, session_id),
+                connection,
+            )
+            if state is not None:
+                self.cache.store_user_state(user_id, session_id, state, generation)
         if (
             state is None
             or state.session_revoked_at is not None
@@ -115,9 +129,15 @@ class Authenticator:
         client still holds, or `NotAuthenticated` once the token is revoked or the client is
         disabled or deleted. Reads through `connection` when given, else on its own."""
         client_id, jti = str(claims["sub"]), str(claims.get("jti", ""))
-        state = await self._read(
-            lambda read: credential_checks.client_token_state(read, client_id, jti), connection
-        )
+        state = self.cache.client_state(client_id, jti)
+        if state is None:
+            generation = self.cache.generation
+            state = await self._read(
+                lambda read: credential_checks.client_token_state(read, client_id, jti),
+                connection,
+            )
+            if state is not None:
+                self.cache.store_client_state(client_id, jti, state, generation)
         if state is None or not state.is_active or state.is_revoked:
             raise NotAuthenticated
         return frozenset(str(claims.get("scope", "")).split()) & frozenset(state.scopes)
@@ -135,5 +155,11 @@ class Authenticator:
     async def permissions_of(self, user: CurrentUser) -> frozenset[str]:
         """What the user may do right now: read from the roles in the database, not from the
         token, so a revoked permission stops working at once."""
+        cached = self.cache.permissions(user.id)
+        if cached is not None:
+            return cached
+        generation = self.cache.generation
         async with self.engine.connect() as connection:
-            return await credential_checks.permission_codenames(connection, user.id)
+            permissions = await credential_checks.permission_codenames(connection, user.id)
+        self.cache.store_permissions(user.id, permissions, generation)
+        return permissions
