@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from _pytest.nodeid import NodeId  # pytest's own node id type: see the hook below
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -33,6 +34,32 @@ from tests.support.databases import (
 from tests.support.state import FrozenClock
 
 BACKENDS = ("postgresql", "sqlite")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Make `--dist loadgroup` keep each `xdist_group` on one worker again.
+
+    pytest-xdist 3.8 marks a grouped test by rewriting `item._nodeid`, which pytest 9.2 no
+    longer reads (its `nodeid` comes from `item._id`), so every group was spread over the
+    workers and module fixtures such as three serve replicas started once per worker. This
+    puts the group where pytest reads it; once xdist does that itself, the ids already end
+    with the group and nothing changes here.
+    """
+    if not config.getoption("loadgroup", default=False):  # only in xdist workers
+        return
+    for item in items:
+        groups = sorted(
+            {
+                str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                for mark in item.iter_markers("xdist_group")
+            }
+        )
+        if not groups:
+            continue
+        suffix = f"@{'_'.join(groups)}"
+        if not item.nodeid.endswith(suffix):
+            item._id = NodeId.parse(f"{item.nodeid}{suffix}")  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -59,8 +59,10 @@ def store(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def rotation_settings(settings: Settings, store: str, tmp_path: Path) -> Settings:
+def rotation_settings(settings: Settings, store: str, tmp_path: Path, backend: str) -> Settings:
     """The service with a ring of its own in `store`, and rotation timings in seconds."""
+    if store == "directory" and backend == "sqlite":
+        pytest.skip("the directory key store never reads the database: PostgreSQL's run covers it")
     return Settings.model_validate(
         {
             **settings.model_dump(),

@@ -25,6 +25,7 @@ from tests.oauth.authorization_server import Identity
 from tests.oauth.flows import finish, start
 from tests.oauth.provider_standin import OIDCStandin
 from tests.support.admins import register_client
+from tests.support.authorization import RelyingParty, code_for, redeem, register_relying_party
 from tests.support.flows import PASSWORD, basic, bearer, password_grant, refresh
 
 USERS = 50  # a burst: this many requests in flight at once
@@ -84,6 +85,7 @@ class SurfaceTour:
         passwords = await self.accounts(emails)
         await self.tokens(passwords)
         await self.provider_flows(dict(list(passwords.items())[:LINKS]))
+        await self.openid_provider(dict(list(passwords.items())[LINKS : 2 * LINKS]))
         await self.second_factors(emails[2 * GROUP :])
         await self.administration()
 
@@ -257,6 +259,33 @@ class SurfaceTour:
         ]
         answers = await asyncio.gather(*(self._flow(identity) for identity in strangers))
         assert all("access_token" in answer for answer in answers)
+
+    async def openid_provider(self, passwords: dict[str, str]) -> None:
+        """The authorization-code flow, a browser per user: the sign-in and consent pages, the
+        code, userinfo, the user's grants, and taking a grant back."""
+        rp = await register_relying_party(self.client, self.root)
+
+        async def sign_in_with_code(email: str, password: str) -> dict[str, Any]:
+            async with self.browser() as browser:
+                request = RelyingParty(client_id=rp.client_id, client_secret=rp.client_secret)
+                code = await code_for(browser, request, username=email, password=password)
+                redeemed = await redeem(browser, request, code)
+                assert redeemed.status_code == 200, redeemed.text
+                tokens: dict[str, Any] = redeemed.json()
+                return tokens
+
+        signed_in = await asyncio.gather(*(sign_in_with_code(e, p) for e, p in passwords.items()))
+        access = [tokens["access_token"] for tokens in signed_in]
+        await burst((self.client.get("/oauth/userinfo", headers=bearer(a)) for a in access), 200)
+        await burst((self.client.post("/oauth/userinfo", headers=bearer(a)) for a in access), 200)
+        await burst((self.client.get("/users/me/grants", headers=bearer(a)) for a in access), 200)
+        await burst(
+            (
+                self.client.delete(f"/users/me/grants/{rp.client_id}", headers=bearer(a))
+                for a in access
+            ),
+            204,
+        )
 
     async def second_factors(self, emails: list[str]) -> None:
         """Enrol an authenticator, sign in in two steps, renew the recovery codes, turn it off;

@@ -177,6 +177,7 @@ async def test_a_change_on_one_replica_is_refused_by_every_replica_within_a_seco
 
     await change(clients, email, tokens, root)
     elapsed = await refused_everywhere(clients, tokens["access_token"])
+    print(f"{change.__name__}: refused by every replica after {elapsed * 1000:.0f} ms")
 
     assert elapsed <= PROMISE_SECONDS, (
         f"{change.__name__}: refused everywhere after {elapsed:.3f} s"

@@ -127,12 +127,19 @@ async def sign_in_on_page(
     return await client.post("/login", data={**fields, "username": username, "password": password})
 
 
-async def code_for(client: httpx.AsyncClient, rp: RelyingParty, **extra: str | None) -> str:
+async def code_for(
+    client: httpx.AsyncClient,
+    rp: RelyingParty,
+    *,
+    username: str = "ada@example.com",
+    password: str = PASSWORD,
+    **extra: str | None,
+) -> str:
     """Run the browser's part for a signed-in-or-not browser: authorize, sign in if asked
-    (as ada@example.com), approve consent if asked; the code the client receives."""
+    (as `username`), approve consent if asked; the code the client receives."""
     response = await authorize(client, rp, **extra)
     if response.status_code == 302 and location(response).startswith("/login"):
-        signed_in = await sign_in_on_page(client, location(response))
+        signed_in = await sign_in_on_page(client, location(response), username, password)
         response = await client.get(location(signed_in))
     if response.status_code == 200 and 'name="decision"' in response.text:
         response = await approve(client, response)
