@@ -91,6 +91,17 @@ def render_error(
     )
 
 
+def render_csrf_refusal(request: Request, *, back_url: str | None = None) -> HTMLResponse:
+    """The 403 page of a form POST that `csrf.verify` refused: nothing was done."""
+    return render_error(
+        request,
+        title="This page expired",
+        message="The form was out of date or came from another site. Go back and try again.",
+        status_code=403,
+        back_url=back_url,
+    )
+
+
 def _logo_sources(branding: Branding) -> tuple[str, ...]:
     # `img-src 'self' https: data:` covers every logo but a plain-http one (the settings allow
     # those on loopback only, for development).

@@ -38,7 +38,7 @@ class UserGrantsService(Service):
         self.sessions = SignInSessionRepository(session)
         self.audit = AuditTrail(session)
 
-    async def list(self, user_id: uuid.UUID) -> list[UserGrant]:
+    async def list_for(self, user_id: uuid.UUID) -> list[UserGrant]:
         """The user's grants, one per client, the most recent first."""
         grants = await self.grants.list_for_user(user_id)
         names = {

@@ -19,7 +19,7 @@ async def list_grants(
     principal: PrincipalDep, service: UserGrantsServiceDep
 ) -> list[ClientGrantRead]:
     """Each client granted access on the consent page: its scopes and when."""
-    grants = await service.list(principal.user.id)
+    grants = await service.list_for(principal.user.id)
     return [ClientGrantRead.model_validate(grant, from_attributes=True) for grant in grants]
 
 

@@ -11,7 +11,7 @@ from app.api.authorization_answers import invalid_target_page, respond
 from app.api.browser_session import browser_secret
 from app.api.deps import AuthorizationServiceDep, CallerDep
 from app.api.pages import csrf
-from app.api.pages.rendering import render_error
+from app.api.pages.rendering import render_csrf_refusal
 from app.api.routes.authorization import authorize
 from app.services.authorization.requests import (
     AuthorizationRefused,
@@ -47,12 +47,7 @@ async def decide(
     try:
         csrf.verify(request, csrf_token)
     except csrf.CsrfRejected:
-        return render_error(
-            request,
-            title="This page expired",
-            message="The form was out of date or came from another site. Go back and try again.",
-            status_code=status.HTTP_403_FORBIDDEN,
-        )
+        return render_csrf_refusal(request)
     try:
         checked = await service.check(parse_query(authorization_request or ""))
         if decision == "approve":

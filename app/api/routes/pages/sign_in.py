@@ -27,7 +27,7 @@ from app.api.deps import (
 from app.api.oauth_errors import NO_STORE
 from app.api.oauth_flow_cookie import forget_flow_cookie, keep_flow_cookie
 from app.api.pages import csrf
-from app.api.pages.rendering import render_error, render_page
+from app.api.pages.rendering import render_csrf_refusal, render_error, render_page
 from app.api.pages.security_headers import form_action_source
 from app.config import Settings
 from app.errors import (
@@ -177,13 +177,7 @@ async def sign_in(
     try:
         csrf.verify(request, csrf_token)
     except csrf.CsrfRejected:
-        return render_error(
-            request,
-            title="This page expired",
-            message="The form was out of date or came from another site. Sign in again.",
-            status_code=status.HTTP_403_FORBIDDEN,
-            back_url=SIGN_IN_PATH,
-        )
+        return render_csrf_refusal(request, back_url=SIGN_IN_PATH)
     sources = await continuation_sources(authorization, next_address)
     try:
         if mfa_token:

@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse
 from app.api.browser_session import browser_secret, forget_browser_session
 from app.api.deps import AuthorizationServiceDep, CallerDep, CodecDep
 from app.api.pages import csrf
-from app.api.pages.rendering import render_error, render_page
+from app.api.pages.rendering import render_csrf_refusal, render_page
 from app.api.pages.security_headers import form_action_source
 from app.security.id_tokens import read_id_token_hint
 from app.services.authorization.authorization_service import LogoutTarget
@@ -73,12 +73,7 @@ async def sign_out(
     try:
         csrf.verify(request, csrf_token)
     except csrf.CsrfRejected:
-        return render_error(
-            request,
-            title="This page expired",
-            message="The form was out of date or came from another site. Go back and try again.",
-            status_code=status.HTTP_403_FORBIDDEN,
-        )
+        return render_csrf_refusal(request)
     target = await _target(
         service, codec, id_token_hint, client_id, post_logout_redirect_uri, state
     )
